@@ -1,0 +1,3 @@
+from faultdiag.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Recordings, their readers, CWRU, MNIST, the simulator, windows, splits and noise."""

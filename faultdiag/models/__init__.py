@@ -1,0 +1,1 @@
+"""Deep Residual Shrinkage Networks and their baselines."""
