@@ -1,0 +1,181 @@
+"""One checkpoint file holds everything needed to use a trained model again.
+
+Weights, model name and keyword arguments, class names, ``fs_hz``, window length and hop,
+channels, the normaliser, raw-signal statistics, the resolved config, metrics, library versions
+and the code revision.  Written atomically (temporary file + rename); read with
+``torch.load(..., weights_only=True)`` only, so the file holds nothing but tensors and plain
+Python containers/scalars: loading never executes code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from faultdiag.errors import DataError
+from faultdiag.provenance import atomic_write, code_revision, library_versions
+
+log = logging.getLogger(__name__)
+
+FORMAT = "faultdiag-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint.
+
+    ``normalizer``: ``{"normalize": "global" | "window" | "none", "standardizer": dict | None}``
+    (the standardiser's ``to_dict()``; see :func:`faultdiag.train.to_model_input`).
+    ``signal_stats``: statistics of the RMS of raw training windows (``rms_min``, ``rms_p05``,
+    ``rms_median``, ``rms_p95``, ``rms_max``), to flag inputs unlike the training data.
+    """
+
+    model_name: str
+    model_kwargs: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    class_names: tuple[str, ...]
+    fs_hz: float
+    window_len: int
+    hop: int
+    channels: tuple[str, ...]
+    normalizer: dict[str, Any] | None
+    signal_stats: dict[str, Any]
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    versions: dict[str, str] = field(default_factory=dict)
+    revision: str = ""
+    path: str = ""
+
+    def build_model(self) -> nn.Module:
+        """The network with its trained weights, in eval mode (on CPU)."""
+        from faultdiag.models.networks import build_model
+
+        model = build_model(self.model_name, **self.model_kwargs)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            raise DataError(f"The weights in checkpoint '{self.path}' do not fit model '{self.model_name}': {exc}") from None
+        return model.eval()
+
+
+def _plain(obj: Any) -> Any:
+    """Convert numpy values and tuples to what ``weights_only`` loading accepts (tensors stay)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise TypeError(f"A checkpoint can hold tensors and plain values only; got {type(obj).__name__}.")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: nn.Module,
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    class_names: Sequence[str],
+    fs_hz: float,
+    window_len: int,
+    hop: int,
+    channels: Sequence[str],
+    normalizer: dict[str, Any] | None,
+    signal_stats: dict[str, Any],
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+) -> Path:
+    """Write a checkpoint atomically to ``path`` and return the path."""
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_name": str(model_name),
+        "model_kwargs": _plain(model_kwargs),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "class_names": [str(c) for c in class_names],
+        "fs_hz": float(fs_hz),
+        "window_len": int(window_len),
+        "hop": int(hop),
+        "channels": [str(c) for c in channels],
+        "normalizer": _plain(normalizer),
+        "signal_stats": _plain(signal_stats),
+        "config": _plain(config),
+        "metrics": _plain(metrics),
+        "versions": library_versions(),
+        "revision": code_revision(),
+    }
+    path = Path(path)
+    with atomic_write(path, "wb") as fh:
+        torch.save(payload, fh)
+    log.debug("wrote checkpoint %s", path)
+    return path
+
+
+def load_torch_file(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with unreadable files reported as DataError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"The checkpoint file '{path}' does not exist.")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
+        raise DataError(f"The file '{path}' is not a readable checkpoint (corrupt, truncated or not a "
+                        f"faultdiag file): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def _tupled(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Raises:
+        DataError: the file is missing, corrupt, truncated or not a faultdiag checkpoint.
+    """
+    raw = load_torch_file(path, map_location)
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise DataError(f"The file '{path}' is not a faultdiag checkpoint (no 'format': '{FORMAT}' entry).")
+    if raw.get("format_version", 0) > FORMAT_VERSION:
+        raise DataError(
+            f"The checkpoint '{path}' has format version {raw['format_version']}; this faultdiag reads up to "
+            f"{FORMAT_VERSION}. Upgrade faultdiag."
+        )
+    try:
+        return Checkpoint(
+            model_name=raw["model_name"],
+            model_kwargs=_tupled(raw["model_kwargs"]),
+            state_dict=raw["state_dict"],
+            class_names=tuple(raw["class_names"]),
+            fs_hz=float(raw["fs_hz"]),
+            window_len=int(raw["window_len"]),
+            hop=int(raw["hop"]),
+            channels=tuple(raw["channels"]),
+            normalizer=raw["normalizer"],
+            signal_stats=raw["signal_stats"],
+            config=raw["config"],
+            metrics=raw["metrics"],
+            versions=raw.get("versions", {}),
+            revision=raw.get("revision", ""),
+            path=str(path),
+        )
+    except KeyError as exc:
+        raise DataError(f"The checkpoint '{path}' lacks the entry {exc}; it is incomplete.") from None
