@@ -82,8 +82,11 @@ def _plain(obj: Any) -> Any:
         return [_plain(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
+    if obj is None:
+        return None
+    for base in (bool, int, float, str):  # plain base types: a str subclass (TorchVersion) is not loadable
+        if isinstance(obj, base):
+            return base(obj)
     raise TypeError(f"A checkpoint can hold tensors and plain values only; got {type(obj).__name__}.")
 
 
@@ -119,8 +122,8 @@ def save_checkpoint(
         "signal_stats": _plain(signal_stats),
         "config": _plain(config),
         "metrics": _plain(metrics),
-        "versions": library_versions(),
-        "revision": code_revision(),
+        "versions": _plain(library_versions()),
+        "revision": str(code_revision()),
     }
     path = Path(path)
     with atomic_write(path, "wb") as fh:
