@@ -1,0 +1,147 @@
+"""Reading vibration recordings from files: CSV/TSV, MAT v5, MAT v7.3, HDF5, ``.npy``, ``.npz``.
+
+The format is recognised by content (:func:`sniff_format`), never trusted from the extension.
+:func:`read_recording` returns a whole :class:`~faultdiag.data.recording.Recording`;
+:func:`open_recording` returns a :class:`RecordingSource` that reads block by block, for
+recordings too long to hold in memory. Example::
+
+    rec = read_recording("run_07.csv", fs_hz=25600, channels=["acc_x"])
+    src = open_recording("hour_48k.h5")
+    for start, block in src.iter_blocks(block_len=48_000, overlap=24_000):
+        ...  # block: float32 (C, n)
+
+Where the sampling rate comes from, per format: a time column (CSV), a scalar variable
+``fs``/``Fs``/``fs_hz``/``sampling_rate``/``sr`` or a time vector (MAT, ``.npz``), an attribute
+``fs_hz``/``fs``/``sampling_rate`` (HDF5), the CWRU catalogue (CWRU MAT files); otherwise the
+``fs_hz`` argument is required. An ``fs_hz`` argument that contradicts a stated rate is an error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from faultdiag.data.readers_arrays import open_mat5, open_npy, open_npz
+from faultdiag.data.readers_csv import open_csv
+from faultdiag.data.readers_hdf5 import open_hdf5
+from faultdiag.data.readers_sniff import FORMATS, check_file, sniff_format
+from faultdiag.data.readers_source import RecordingSource, check_fs_param
+from faultdiag.data.readers_write import WRITE_EXTENSIONS, write_recording
+from faultdiag.data.recording import Recording
+from faultdiag.errors import ConfigError, DataError
+
+__all__ = [
+    "FORMATS", "SUPPORTED_EXTENSIONS", "WRITE_EXTENSIONS", "RecordingSource", "find_recordings",
+    "open_recording", "read_recording", "sniff_format", "write_recording",
+]
+
+SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".txt", ".mat", ".h5", ".hdf5", ".npy", ".npz")
+
+
+def _check_options(channels: Any, label: Any, time_column: Any, dataset: Any) -> None:
+    if channels is not None and not (
+        isinstance(channels, str)
+        or (isinstance(channels, Sequence) and all(isinstance(c, str) for c in channels))
+    ):
+        raise ConfigError(f"The 'channels' parameter must be a name or a list of names; got {channels!r}.")
+    for name, value in (("label", label), ("time_column", time_column), ("dataset", dataset)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"The '{name}' parameter must be a string or None; got {value!r}.")
+
+
+def open_recording(
+    path: str | os.PathLike,
+    *,
+    fs_hz: float | None = None,
+    channels: Sequence[str] | str | None = None,
+    label: str | None = None,
+    time_column: str | None = None,
+    dataset: str | None = None,
+) -> RecordingSource:
+    """Open ``path`` for block-wise reading (see :meth:`RecordingSource.iter_blocks`).
+
+    Args:
+        path: a recording file of any format in ``FORMATS``.
+        fs_hz: sampling rate in Hz, required when the file does not state one.
+        channels: channel name(s) to keep, in this order (default: all).
+        label: class label to attach (default: the file's ``label`` entry, if any).
+        time_column: CSV column holding time in seconds (default: ``time``/``t``/``time_s``/``timestamp``).
+        dataset: HDF5 / MAT 7.3 dataset path to read (default: every numeric 1-D/2-D dataset).
+
+    Raises:
+        DataError: missing, empty, damaged or unrecognised file; no signal; zero samples.
+        ConfigError: bad option, no sampling rate known, unknown channel or dataset.
+    """
+    path = check_file(path)
+    fs_hz = check_fs_param(fs_hz)
+    _check_options(channels, label, time_column, dataset)
+    fmt = sniff_format(path)
+    opts = dict(fs_hz=fs_hz, channels=channels, label=label, time_column=time_column, dataset=dataset)
+    if fmt == "csv":
+        return open_csv(path, **opts)
+    if fmt == "mat5":
+        return open_mat5(path, **opts)
+    if fmt in ("mat73", "hdf5"):
+        return open_hdf5(path, fmt, **opts)
+    if fmt == "npy":
+        return open_npy(path, **opts)
+    return open_npz(path, **opts)
+
+
+def read_recording(
+    path: str | os.PathLike,
+    *,
+    fs_hz: float | None = None,
+    channels: Sequence[str] | str | None = None,
+    label: str | None = None,
+    time_column: str | None = None,
+    dataset: str | None = None,
+) -> Recording:
+    """Read the whole of ``path`` into a :class:`Recording` ``(C, T)`` float32.
+
+    Arguments and errors as for :func:`open_recording`; NaN/Inf in the signal is a DataError
+    naming the channel and sample.
+    """
+    src = open_recording(path, fs_hz=fs_hz, channels=channels, label=label,
+                         time_column=time_column, dataset=dataset)
+    return src.read()
+
+
+def find_recordings(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders into recording files.
+
+    A file is kept whatever its extension (its content decides the format); a folder is searched
+    recursively for ``SUPPORTED_EXTENSIONS``, skipping hidden files and folders, in sorted order.
+    Duplicates are dropped, first occurrence kept.
+
+    Raises:
+        DataError: a path does not exist, or nothing was found.
+    """
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: list[Path] = []
+    for item in items:
+        item = Path(item)
+        if item.is_dir():
+            found.extend(_scan_folder(item))
+        elif item.exists():
+            found.append(item)
+        else:
+            raise DataError(f"The recording path {item} does not exist.")
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise DataError(
+            f"No recording files ({', '.join(SUPPORTED_EXTENSIONS)}) found in {[str(p) for p in items]}."
+        )
+    return unique
+
+
+def _scan_folder(folder: Path) -> list[Path]:
+    files = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in SUPPORTED_EXTENSIONS:
+            files.append(path)
+    return sorted(files)

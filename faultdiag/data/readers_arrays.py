@@ -1,0 +1,213 @@
+"""Readers for files of named arrays: MAT v5 (scipy), ``.npz`` and ``.npy`` (numpy).
+
+Each numeric 1-D or 2-D array becomes one or more channels; in a 2-D array the longer axis is
+time, so ``(T, C)`` and ``(C, T)`` both work. A scalar named like a sampling rate (``fs``,
+``fs_hz``, ``sampling_rate``, ``sample_rate``, ``sr``, any case) gives ``fs_hz``; a vector named
+like time (``time``, ``t``, ``time_s``, ``timestamp``) gives it from its spacing. MAT files whose
+variables look like CWRU's (``X105_DE_time``) go to :func:`faultdiag.data.cwru.recording_from_variables`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from faultdiag.data.readers_source import (
+    FS_NAMES, TIME_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, select_channels,
+    source_from_recording,
+)
+from faultdiag.data.recording import Recording
+from faultdiag.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+CWRU_VARIABLE = re.compile(r"X\d{3}_(DE|FE|BA)_time")
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    """Where one channel lives: array ``key``, its time axis and its row on the other axis."""
+
+    name: str
+    key: str
+    time_axis: int
+    row: int
+    n_samples: int
+
+
+def signal_layout(shape: Sequence[int]) -> tuple[int, int, int] | None:
+    """``(time_axis, n_channels, n_samples)`` of a 1-D/2-D array shape; None for other shapes."""
+    if len(shape) == 1:
+        return 0, 1, int(shape[0])
+    if len(shape) == 2:
+        time_axis = 0 if shape[0] > shape[1] else 1
+        return time_axis, int(shape[1 - time_axis]), int(shape[time_axis])
+    return None
+
+
+def channel_refs(key: str, shape: Sequence[int], names: Sequence[str] | None = None) -> list[ChannelRef]:
+    """One :class:`ChannelRef` per channel of the array ``key`` of ``shape`` (empty if no signal)."""
+    layout = signal_layout(shape)
+    if layout is None or layout[2] < 2:
+        return []
+    time_axis, n_channels, n_samples = layout
+    if names is None or len(names) != n_channels:
+        names = [key] if n_channels == 1 else [f"{key}_{i}" for i in range(n_channels)]
+    return [ChannelRef(str(n), key, time_axis, i, n_samples) for i, n in enumerate(names)]
+
+
+def pick_refs(path: Any, refs: list[ChannelRef], channels: Any, seen: Sequence[str]) -> list[ChannelRef]:
+    """Select ``channels`` among ``refs`` and check they all have the same length."""
+    if not refs:
+        raise DataError(
+            f"{path} holds no numeric signal (a 1-D or 2-D numeric array with 2 or more samples); "
+            f"the variables seen are {list(seen)}."
+        )
+    refs = [refs[i] for i in select_channels(path, [r.name for r in refs], channels)]
+    lengths = {r.name: r.n_samples for r in refs}
+    if len(set(lengths.values())) > 1:
+        raise DataError(
+            f"{path} holds signals of different lengths {lengths}; pick those that belong together "
+            "with channels= (--channels)."
+        )
+    if refs[0].n_samples == 0:
+        raise DataError(f"{path} holds no samples (zero-length signal).")
+    return refs
+
+
+def read_span(get: Callable[[str], Any], refs: Sequence[ChannelRef], a: int, b: int) -> np.ndarray:
+    """Samples ``a:b`` of every channel in ``refs`` as ``(C, b - a)``; each array is read once."""
+    rows, cache = [], {}
+    for ref in refs:
+        if ref.key not in cache:
+            arr = get(ref.key)
+            if arr.ndim == 1:
+                block = np.asarray(arr[a:b])[None, :]
+            elif ref.time_axis == 1:
+                block = np.asarray(arr[:, a:b])
+            else:
+                block = np.asarray(arr[a:b, :]).T
+            cache[ref.key] = block
+        rows.append(cache[ref.key][ref.row])
+    return np.stack(rows).astype(np.float32, copy=False)
+
+
+def split_named_arrays(path: Any, arrays: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Split ``arrays`` into numeric signal candidates and the rest (scalars, strings, ...)."""
+    numeric, other = {}, {}
+    for key, value in arrays.items():
+        arr = np.asarray(value) if not hasattr(value, "dtype") else value
+        if arr.dtype.kind in "iuf" and arr.ndim >= 1 and arr.size > 1:
+            numeric[key] = arr
+        else:
+            other[key] = arr
+    return numeric, other
+
+
+def stated_fs(path: Any, other: Mapping[str, Any]) -> tuple[float | None, str]:
+    """A sampling rate stored as a scalar variable (``fs``, ``Fs``, ``fs_hz`` ...), and its name."""
+    for key, arr in other.items():
+        if key.lower() in FS_NAMES and np.asarray(arr).dtype.kind in "iuf" and np.asarray(arr).size == 1:
+            return float(np.asarray(arr).reshape(-1)[0]), f"variable '{key}'"
+    return None, ""
+
+
+def recording_from_arrays(path: Path, arrays: Mapping[str, Any], fmt: str, *, fs_hz: float | None,
+                          channels: Any, label: str | None) -> Recording:
+    """A Recording from named in-memory arrays (MAT v5 variables, .npz entries)."""
+    numeric, other = split_named_arrays(path, arrays)
+    file_fs, what = stated_fs(path, other)
+    time_key = next((k for k in numeric if k.lower() in TIME_NAMES and signal_layout(numeric[k].shape)
+                     and signal_layout(numeric[k].shape)[1] == 1), None)
+    if time_key is not None:
+        t = np.asarray(numeric.pop(time_key)).reshape(-1)
+        if file_fs is None and fs_hz is None:
+            file_fs, what = fs_from_time(path, t, f"time variable '{time_key}'"), f"time variable '{time_key}'"
+    refs = [r for key, arr in numeric.items() for r in channel_refs(key, arr.shape)]
+    refs = pick_refs(path, refs, channels, list(arrays))
+    fs = resolve_fs(path, file_fs, fs_hz, what or f"no {'/'.join(FS_NAMES)} variable or time vector")
+    signal = read_span(numeric.__getitem__, refs, 0, refs[0].n_samples)
+    if label is None:
+        label = file_label(other["label"]) if "label" in other else None
+    return Recording(signal, fs, tuple(r.name for r in refs), label, str(path), {"format": fmt})
+
+
+def open_mat5(path: Path, *, fs_hz: float | None, channels: Any, label: str | None, **_: Any) -> RecordingSource:
+    """MAT v5 via scipy.io.loadmat, read whole."""
+    from scipy.io import loadmat
+
+    try:
+        raw = loadmat(path)
+    except Exception as exc:  # scipy raises ValueError, TypeError, OSError ... on damaged files
+        raise DataError(f"{path} is not a readable MAT v5 file ({type(exc).__name__}: {exc}).") from exc
+    variables = {k: v for k, v in raw.items() if not k.startswith("__")}
+    if any(CWRU_VARIABLE.fullmatch(k) for k in variables):
+        rec = cwru_recording(path, variables, fs_hz=fs_hz, channels=channels, label=label)
+    else:
+        rec = recording_from_arrays(path, variables, "mat5", fs_hz=fs_hz, channels=channels, label=label)
+    return source_from_recording(rec, "mat5")
+
+
+def cwru_recording(path: Path, variables: dict[str, Any], *, fs_hz: float | None, channels: Any,
+                   label: str | None) -> Recording:
+    """Hand CWRU-style variables to :mod:`faultdiag.data.cwru`, then apply the caller's options."""
+    from faultdiag.data.cwru import recording_from_variables
+
+    rec = recording_from_variables(path, variables)
+    resolve_fs(path, rec.fs_hz, fs_hz, "CWRU catalogue")
+    if channels is not None:
+        rec = rec.select(channels)
+    if label is not None:
+        rec = rec.with_label(label)
+    return rec
+
+
+def open_npz(path: Path, *, fs_hz: float | None, channels: Any, label: str | None, **_: Any) -> RecordingSource:
+    """``.npz``: one channel per 1-D array (name = key), optional ``fs_hz`` and ``label`` entries."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # zipfile, ValueError (pickled objects), OSError
+        raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc}).") from exc
+    rec = recording_from_arrays(path, arrays, "npz", fs_hz=fs_hz, channels=channels, label=label)
+    return source_from_recording(rec, "npz")
+
+
+def open_npy(path: Path, *, fs_hz: float | None, channels: Any, label: str | None, **_: Any) -> RecordingSource:
+    """``.npy`` array ``(T,)`` or ``(C, T)`` (a ``(T, C)`` array is read transposed), memory-mapped.
+
+    Channels are named ``ch0``, ``ch1`` ...; ``fs_hz`` must be given.
+    """
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise DataError(f"{path} is not a readable .npy file ({type(exc).__name__}: {exc}).") from exc
+    layout = signal_layout(arr.shape)
+    if arr.dtype.kind not in "iuf" or layout is None:
+        raise DataError(f"{path} must hold a numeric array (T,) or (C, T); got {arr.dtype} {arr.shape}.")
+    names = [f"ch{i}" for i in range(layout[1])]
+    refs = pick_refs(path, channel_refs("array", arr.shape, names), channels, ["array"])
+    fs = resolve_fs(path, None, fs_hz, ".npy files hold no sampling rate")
+    n = refs[0].n_samples
+
+    def chunks(chunk_len: int) -> Iterator[np.ndarray]:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+        for a in range(0, n, chunk_len):
+            yield read_span(lambda _key: data, refs, a, min(a + chunk_len, n)).copy()
+
+    names = tuple(r.name for r in refs)
+    return RecordingSource(fs, names, n, str(path), {"format": "npy"}, label, "npy", chunks)
+
+
+def check_channel_names(names: Sequence[str], reserved: Sequence[str]) -> None:
+    """ConfigError when a channel name collides with a reserved entry or repeats."""
+    clash = [n for n in names if n in reserved]
+    if clash or len(set(names)) != len(names):
+        raise ConfigError(
+            f"Channel names must be unique and differ from {list(reserved)} to be written; got {list(names)}."
+        )

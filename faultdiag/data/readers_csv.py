@@ -1,0 +1,157 @@
+"""Reader for delimited text recordings (CSV, TSV, ``;``- or whitespace-separated), in chunks.
+
+The separator is sniffed (``;`` implies decimal commas when the numbers hold commas); the first
+line is a header when any of its fields is not a number, else channels are named ``ch0``,
+``ch1`` ... A time column (``time``, ``t``, ``time_s``, ``timestamp``, any case, or
+``time_column=``) gives the sampling rate from its spacing unless ``fs_hz`` is passed, in which
+case it is only dropped. Columns with an empty header (a pandas index) are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from faultdiag.data.readers_sniff import WHITESPACE, decode_text, is_number, sample_lines, sniff_text
+from faultdiag.data.readers_source import (
+    TIME_NAMES, RecordingSource, check_spacing, fs_from_time, resolve_fs, select_channels,
+)
+from faultdiag.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+_PROBE_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    sep: str
+    decimal: str
+    encoding: str
+    names: tuple[str, ...]
+    header: bool
+
+
+def _split(line: str, sep: str) -> list[str]:
+    if sep == WHITESPACE:
+        return line.split()
+    return [f.strip() for f in next(csv.reader([line], delimiter=sep, skipinitialspace=True))]
+
+
+def _dialect(path: Path) -> _Dialect:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    at_eof = len(head) < (1 << 16)
+    text = decode_text(head)
+    sep = sniff_text(path, head)
+    lines = sample_lines(text or "", at_eof)
+    if sep is None or not lines:
+        raise DataError(f"{path} is not delimited text with one or more numeric columns.")
+    try:
+        head.decode("utf-8-sig")
+        encoding = "utf-8-sig"
+    except UnicodeDecodeError as exc:
+        encoding = "utf-8-sig" if exc.start >= len(head) - 4 else "latin-1"
+    first = _split(lines[0], sep)
+    header = not all(is_number(f) for f in first if f)
+    names = tuple(first) if header else tuple(f"ch{i}" for i in range(len(first)))
+    body = lines[1:] if header else lines
+    decimal = "," if sep == ";" and any("," in f for ln in body for f in _split(ln, sep)) else "."
+    return _Dialect(sep, decimal, encoding, names, header)
+
+
+def _time_column(path: Path, names: tuple[str, ...], time_column: str | None) -> str | None:
+    if time_column is not None:
+        if time_column not in names:
+            raise ConfigError(
+                f"The 'time_column' parameter names '{time_column}', which {path} does not have; its "
+                f"columns are {list(names)}."
+            )
+        return time_column
+    return next((n for n in names if n.strip().lower() in TIME_NAMES), None)
+
+
+def _frames(path: Path, d: _Dialect, usecols: list[int], chunk_len: int) -> Iterator[pd.DataFrame]:
+    """Chunks of the file as DataFrames whose columns are the positions in ``usecols``."""
+    try:
+        reader = pd.read_csv(
+            path, sep=d.sep, header=None, skiprows=1 if d.header else 0, names=range(len(d.names)),
+            usecols=usecols, index_col=False, decimal=d.decimal, encoding=d.encoding,
+            skipinitialspace=True, chunksize=chunk_len,
+        )
+        with reader:
+            yield from reader
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path} cannot be parsed as delimited text ({exc}).") from exc
+
+
+def _check_frame(path: Path, frame: pd.DataFrame, d: _Dialect, start: int) -> None:
+    """DataError naming column, sample and line of the first non-numeric or empty value."""
+    for pos in frame.columns:
+        col = frame[pos]
+        if col.dtype.kind not in "iuf":
+            values = pd.to_numeric(col, errors="coerce")
+            bad = np.flatnonzero(values.isna().to_numpy() & col.notna().to_numpy())
+            if bad.size:
+                i = int(bad[0])
+                raise DataError(
+                    f"{path}: column '{d.names[pos]}' holds the non-numeric value {col.iloc[i]!r} at "
+                    f"sample {start + i} (line {start + i + 1 + d.header}); pick numeric columns with "
+                    "channels= (--channels)."
+                )
+        empty = np.flatnonzero(col.isna().to_numpy())
+        if empty.size:
+            i = int(empty[0])
+            raise DataError(
+                f"{path}: column '{d.names[pos]}' is empty or NaN at sample {start + i} "
+                f"(line {start + i + 1 + d.header})."
+            )
+
+
+def open_csv(path: Path, *, fs_hz: float | None, channels: Any, label: str | None,
+             time_column: str | None = None, **_: Any) -> RecordingSource:
+    """Delimited text, read in chunks of rows with pandas; ``n_samples`` is ``None``."""
+    d = _dialect(path)
+    time_name = _time_column(path, d.names, time_column)
+    skipped = [n for n in d.names if not n]
+    if skipped:
+        log.info("%s: skipping %d column(s) with an empty header", path, len(skipped))
+    candidates = [n for n in d.names if n and n != time_name]
+    chan_names = [candidates[i] for i in select_channels(path, candidates, channels)]
+    chan_pos = [d.names.index(n) for n in chan_names]
+    time_pos = d.names.index(time_name) if time_name is not None else None
+    usecols = sorted(set(chan_pos + ([time_pos] if time_pos is not None else [])))
+    frames = _frames(path, d, usecols, _PROBE_ROWS)
+    try:
+        probe = next(frames, None)
+    finally:
+        frames.close()
+    if probe is None or len(probe) == 0:
+        raise DataError(f"{path} holds no samples (only a header or blank lines).")
+    _check_frame(path, probe, d, 0)
+    what = f"time column '{time_name}'"
+    use_time = time_pos is not None and fs_hz is None
+    file_fs = fs_from_time(path, probe[time_pos].to_numpy(np.float64), what) if use_time else None
+    fs = resolve_fs(path, file_fs, fs_hz, "no time column")
+
+    def chunks(chunk_len: int) -> Iterator[np.ndarray]:
+        start, last_t = 0, None
+        for frame in _frames(path, d, usecols, chunk_len):
+            _check_frame(path, frame, d, start)
+            if use_time:
+                t = frame[time_pos].to_numpy(np.float64)
+                first = start if last_t is None else start - 1
+                t_all = t if last_t is None else np.concatenate([[last_t], t])
+                check_spacing(path, np.diff(t_all), 1.0 / fs, first, what)
+                last_t = t[-1] if t.size else last_t
+            yield frame[chan_pos].to_numpy(np.float32).T
+            start += len(frame)
+
+    meta = {"format": "csv", "time_column": time_name} if time_name else {"format": "csv"}
+    return RecordingSource(fs, tuple(chan_names), None, str(path), meta, label, "csv", chunks)
