@@ -159,3 +159,21 @@ def test_group_kfold_seed_reproducible_and_errors():
     assert any(not np.array_equal(different[0], d) for d in different[1:])
     with pytest.raises(ConfigError, match=r"'n_splits'.*\[2, 8\].*got 9"):
         group_kfold(groups, 9)
+
+
+def test_split_real_cwru_files_without_leakage(cwru_dir):
+    from scipy.io import loadmat
+
+    recs = []
+    for label, pattern in (("B007", "12k_Drive_End_B007_0_*.mat"), ("IR007", "12k_Drive_End_IR007_0_*.mat")):
+        path = sorted(cwru_dir.glob(pattern))[0]
+        mat = loadmat(path)
+        de = next(v for k, v in mat.items() if k.endswith("_DE_time"))
+        recs.append(Recording(de.ravel(), 12000.0, ["DE"], label=label, source=str(path)))
+    sets = split_windows(recs, ["B007", "IR007"], 2048, 256)
+    for g, rec in enumerate(recs):
+        train_end = _windows_of(sets["train"], g).max() + 2048
+        assert train_end <= _windows_of(sets["val"], g).min()
+        assert _windows_of(sets["val"], g).max() + 2048 <= _windows_of(sets["test"], g).min()
+        assert _windows_of(sets["test"], g).max() + 2048 <= rec.n_samples
+    assert len(sets["train"]) > 4 * len(sets["test"]) > 0

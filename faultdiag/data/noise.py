@@ -91,14 +91,17 @@ def _generator_for(x_is_numpy: bool, generator: GeneratorLike, device) -> torch.
 def _snr_tensor(snr_db, x: torch.Tensor, per: str, dtype) -> torch.Tensor:
     """``snr_db`` as a tensor ``(..., 1)`` aligned from the left with ``x.shape[:-1]``."""
     try:
-        snr = torch.as_tensor(np.array(snr_db) if isinstance(snr_db, np.ndarray) else snr_db, dtype=dtype, device=x.device)
+        value = np.array(snr_db) if isinstance(snr_db, np.ndarray) else snr_db  # copy: may be read-only
+        snr = torch.as_tensor(value, dtype=dtype, device=x.device)
     except (TypeError, ValueError, RuntimeError):
         raise ConfigError(f"The 'snr_db' parameter must be a number or a numeric array; got {snr_db!r}.") from None
     lead = tuple(x.shape[:-1])
     if snr.numel() == 0 or not bool(torch.isfinite(snr).all()):
         raise ConfigError(f"The 'snr_db' parameter must be finite; got {snr_db!r}.")
     if per == "recording" and snr.numel() != 1:
-        raise ConfigError(f"The 'snr_db' parameter must be one number when per='recording'; got shape {tuple(snr.shape)}.")
+        raise ConfigError(
+            f"The 'snr_db' parameter must be one number when per='recording'; got shape {tuple(snr.shape)}."
+        )
     if snr.numel() == 1:
         return snr.reshape((1,) * x.ndim)
     ok = snr.ndim <= len(lead) and all(s in (1, d) for s, d in zip(snr.shape, lead))
@@ -174,7 +177,9 @@ def measure_snr_db(clean: Array, noisy: Array) -> Array:
     c, is_numpy = _to_torch(clean, "clean")
     n, _ = _to_torch(noisy, "noisy")
     if c.shape != n.shape:
-        raise DataError(f"The 'clean' and 'noisy' arrays must have equal shapes; got {tuple(c.shape)} and {tuple(n.shape)}.")
+        raise DataError(
+            f"The 'clean' and 'noisy' arrays must have equal shapes; got {tuple(c.shape)} and {tuple(n.shape)}."
+        )
     dtype = torch.float64 if is_numpy else c.dtype
     c, n = c.to(dtype), n.to(dtype=dtype, device=c.device)
     snr = 10.0 * torch.log10(c.pow(2).mean(-1) / (n - c).pow(2).mean(-1))

@@ -138,7 +138,9 @@ class Standardizer:
                 f"per_channel is false); got {len(mean)} and {len(std)}."
             )
         if not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std < 0).any():
-            raise ConfigError(f"A Standardizer dict needs finite 'mean' and non-negative 'std'; got {d['mean']}, {d['std']}.")
+            raise ConfigError(
+                f"A Standardizer dict needs finite 'mean' and non-negative 'std'; got {d['mean']}, {d['std']}."
+            )
         obj.mean_, obj.std_ = mean, std
         return obj
 
