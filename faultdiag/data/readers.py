@@ -67,7 +67,9 @@ def open_recording(
         channels: channel name(s) to keep, in this order (default: all).
         label: class label to attach (default: the file's ``label`` entry, if any).
         time_column: CSV column holding time in seconds (default: ``time``/``t``/``time_s``/``timestamp``).
-        dataset: HDF5 / MAT 7.3 dataset path to read (default: every numeric 1-D/2-D dataset).
+        dataset: HDF5 / MAT 7.3 dataset path to read (default: every numeric 1-D/2-D dataset);
+            for a CWRU MAT file, the CWRU set (``"12k_DE"`` ...) that numbers a file whose name
+            lacks its CWRU number (see :func:`faultdiag.data.cwru.recording_from_variables`).
 
     Raises:
         DataError: missing, empty, damaged or unrecognised file; no signal; zero samples.

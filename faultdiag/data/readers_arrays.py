@@ -22,7 +22,7 @@ from faultdiag.data.readers_source import (
     source_from_recording,
 )
 from faultdiag.data.recording import Recording
-from faultdiag.errors import ConfigError, DataError
+from faultdiag.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,9 @@ def recording_from_arrays(path: Path, arrays: Mapping[str, Any], fmt: str, *, fs
     return Recording(signal, fs, tuple(r.name for r in refs), label, str(path), {"format": fmt})
 
 
-def open_mat5(path: Path, *, fs_hz: float | None, channels: Any, label: str | None, **_: Any) -> RecordingSource:
-    """MAT v5 via scipy.io.loadmat, read whole."""
+def open_mat5(path: Path, *, fs_hz: float | None, channels: Any, label: str | None,
+              dataset: str | None = None, **_: Any) -> RecordingSource:
+    """MAT v5 via scipy.io.loadmat, read whole (``dataset`` only matters to CWRU files)."""
     from scipy.io import loadmat
 
     try:
@@ -147,18 +148,22 @@ def open_mat5(path: Path, *, fs_hz: float | None, channels: Any, label: str | No
         raise DataError(f"{path} is not a readable MAT v5 file ({type(exc).__name__}: {exc}).") from exc
     variables = {k: v for k, v in raw.items() if not k.startswith("__")}
     if any(CWRU_VARIABLE.fullmatch(k) for k in variables):
-        rec = cwru_recording(path, variables, fs_hz=fs_hz, channels=channels, label=label)
+        rec = cwru_recording(path, variables, fs_hz=fs_hz, channels=channels, label=label, dataset=dataset)
     else:
         rec = recording_from_arrays(path, variables, "mat5", fs_hz=fs_hz, channels=channels, label=label)
     return source_from_recording(rec, "mat5")
 
 
 def cwru_recording(path: Path, variables: dict[str, Any], *, fs_hz: float | None, channels: Any,
-                   label: str | None) -> Recording:
-    """Hand CWRU-style variables to :mod:`faultdiag.data.cwru`, then apply the caller's options."""
+                   label: str | None, dataset: str | None = None) -> Recording:
+    """Hand CWRU-style variables to :mod:`faultdiag.data.cwru`, then apply the caller's options.
+
+    ``dataset`` is then the CWRU set (``"12k_DE"`` ...) that numbers files named without their
+    CWRU number, as :func:`faultdiag.data.cwru.recording_from_variables` takes it.
+    """
     from faultdiag.data.cwru import recording_from_variables
 
-    rec = recording_from_variables(path, variables)
+    rec = recording_from_variables(path, variables, dataset=dataset)
     resolve_fs(path, rec.fs_hz, fs_hz, "CWRU catalogue")
     if channels is not None:
         rec = rec.select(channels)
@@ -190,7 +195,11 @@ def open_npy(path: Path, *, fs_hz: float | None, channels: Any, label: str | Non
     layout = signal_layout(arr.shape)
     if arr.dtype.kind not in "iuf" or layout is None:
         raise DataError(f"{path} must hold a numeric array (T,) or (C, T); got {arr.dtype} {arr.shape}.")
+    if arr.size == 0:
+        raise DataError(f"{path} holds no samples (zero-length array of shape {arr.shape}).")
     names = [f"ch{i}" for i in range(layout[1])]
+    if layout[0] == 0 and arr.ndim == 2:
+        log.info("%s: array %s read as (T, C) = %d samples x %d channels", path, arr.shape, layout[2], layout[1])
     refs = pick_refs(path, channel_refs("array", arr.shape, names), channels, ["array"])
     fs = resolve_fs(path, None, fs_hz, ".npy files hold no sampling rate")
     n = refs[0].n_samples
@@ -202,12 +211,3 @@ def open_npy(path: Path, *, fs_hz: float | None, channels: Any, label: str | Non
 
     names = tuple(r.name for r in refs)
     return RecordingSource(fs, names, n, str(path), {"format": "npy"}, label, "npy", chunks)
-
-
-def check_channel_names(names: Sequence[str], reserved: Sequence[str]) -> None:
-    """ConfigError when a channel name collides with a reserved entry or repeats."""
-    clash = [n for n in names if n in reserved]
-    if clash or len(set(names)) != len(names):
-        raise ConfigError(
-            f"Channel names must be unique and differ from {list(reserved)} to be written; got {list(names)}."
-        )

@@ -97,7 +97,7 @@ def open_hdf5(path: Path, fmt: str, *, fs_hz: float | None, channels: Any, label
         if fmt == "mat73" and any(CWRU_VARIABLE.fullmatch(k) for k in numeric):
             variables = {k: np.asarray(v[()]).T for k, v in numeric.items()}
             variables.update({k: np.asarray(v[()]).T for k, v in other.items() if v.dtype.kind in "iuf"})
-            rec = cwru_recording(path, variables, fs_hz=fs_hz, channels=channels, label=label)
+            rec = cwru_recording(path, variables, fs_hz=fs_hz, channels=channels, label=label, dataset=dataset)
             return source_from_recording(rec, fmt)
         if dataset is not None:
             key = dataset.strip("/")

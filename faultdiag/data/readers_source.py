@@ -7,7 +7,6 @@ memory at once.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -16,8 +15,6 @@ import numpy as np
 
 from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
-
-log = logging.getLogger(__name__)
 
 TIME_NAMES = ("time", "t", "time_s", "timestamp")
 FS_NAMES = ("fs", "fs_hz", "sampling_rate", "sample_rate", "sr")
@@ -159,8 +156,10 @@ def fs_from_time(path: Any, t: np.ndarray, what: str) -> float:
     """Sampling rate from a time vector ``(T,)`` in seconds.
 
     Every spacing must lie within ``SPACING_TOLERANCE`` of the median spacing (no gap, no
-    repeated or reversed time stamp); the rate is then ``(T - 1) / (t[-1] - t[0])``, which is
-    robust to rounded time stamps, and is snapped to an integer within 1 ppm.
+    repeated or reversed time stamp). The rate is ``1 / dt`` with ``dt`` the least-squares slope
+    of ``t`` against the sample index, which is robust to rounded time stamps; it is snapped to
+    the nearest integer Hz when that rate fits the stamps as well (within 1.5x the spread of the
+    fit's residuals, i.e. within the stamps' rounding).
     """
     t = np.asarray(t, dtype=np.float64)
     if t.size < 2:
@@ -170,8 +169,13 @@ def fs_from_time(path: Any, t: np.ndarray, what: str) -> float:
     if not median_s > 0:
         raise DataError(f"{path}: the {what} does not increase (median spacing {median_s!r} s).")
     check_spacing(path, spacing, median_s, 0, what)
-    fs_hz = (t.size - 1) / (t[-1] - t[0])
-    return float(round(fs_hz)) if abs(fs_hz - round(fs_hz)) <= 1e-6 * fs_hz else float(fs_hz)
+    idx = np.arange(t.size, dtype=np.float64) - (t.size - 1) / 2
+    tc = t - t.mean()
+    dt_s = float(idx @ tc / (idx @ idx))
+    fs_hz, fs_int = 1.0 / dt_s, round(1.0 / dt_s)
+    if fs_int > 0 and np.ptp(tc - idx / fs_int) <= 1.5 * np.ptp(tc - idx * dt_s) + 1e-12:
+        return float(fs_int)
+    return float(fs_hz)
 
 
 def check_spacing(path: Any, spacing: np.ndarray, dt_s: float, first_sample: int, what: str) -> None:
