@@ -9,6 +9,7 @@ Python containers/scalars: loading never executes code.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
@@ -60,7 +61,8 @@ class Checkpoint:
         """The network with its trained weights, in eval mode (on CPU)."""
         from faultdiag.models.networks import build_model
 
-        model = build_model(self.model_name, **self.model_kwargs)
+        kwargs = {k: v for k, v in self.model_kwargs.items() if k != "name"}
+        model = build_model(self.model_name, **kwargs)
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
@@ -88,6 +90,16 @@ def _plain(obj: Any) -> Any:
         if isinstance(obj, base):
             return base(obj)
     raise TypeError(f"A checkpoint can hold tensors and plain values only; got {type(obj).__name__}.")
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    return _plain(library_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _revision() -> str:
+    return str(code_revision())
 
 
 def save_checkpoint(
@@ -122,8 +134,8 @@ def save_checkpoint(
         "signal_stats": _plain(signal_stats),
         "config": _plain(config),
         "metrics": _plain(metrics),
-        "versions": _plain(library_versions()),
-        "revision": str(code_revision()),
+        "versions": _versions(),
+        "revision": _revision(),
     }
     path = Path(path)
     with atomic_write(path, "wb") as fh:

@@ -197,12 +197,14 @@ def _deterministic(seed: int, threads: int, device: torch.device) -> Iterator[No
         try:
             if threads > 0:
                 torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            if device.type == "cuda":  # CPU kernels used here are deterministic; the switch costs seconds to import
+                torch.use_deterministic_algorithms(True, warn_only=True)
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
             yield
         finally:
             torch.set_num_threads(prev_threads)
-            torch.use_deterministic_algorithms(prev_det)
+            if device.type == "cuda":
+                torch.use_deterministic_algorithms(prev_det)
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev_cudnn
 
 
@@ -223,9 +225,11 @@ def _build(cfg: RunConfig, prepared: Prepared) -> tuple[nn.Module, dict[str, Any
     from faultdiag.models.networks import build_model
 
     kwargs = dict(dims=1, in_channels=len(prepared.channels), num_classes=len(prepared.class_names),
-                  **cfg.model.model_kwargs())
+                  seed=derive_seed(cfg.seed, _INIT), **cfg.model.model_kwargs())
     model = build_model(cfg.model.name, **kwargs)
-    return model, dict(getattr(model, "build_kwargs", None) or kwargs)
+    build_kwargs = dict(getattr(model, "build_kwargs", None) or kwargs)
+    build_kwargs.pop("name", None)
+    return model, build_kwargs
 
 
 def _inputs(ws: WindowSet, prepared: Prepared, cfg: RunConfig, tag: int) -> torch.Tensor:
