@@ -110,6 +110,7 @@ class ModelConfig:
     preset: str = "paper"
     widths: tuple[int, ...] | None = None
     units: tuple[int, ...] | None = None
+    stage_strides: tuple[int, ...] | None = None
     kernel_size: int | None = None
     stem_kernel: int | None = None
     stem_stride: int | None = None
