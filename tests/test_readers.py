@@ -84,6 +84,8 @@ def test_sniff_by_content_not_extension(tmp_path, rec):
     ("  a   b\n 1  2\n 3  4\n 5  6\n", {"fs_hz": 2.0}, ("a", "b"), 2.0),
     ("secs,a,b\n0,1,2\n0.5,3,4\n1,5,6\n", {"time_column": "secs"}, ("a", "b"), 2.0),
     (",a,b\n0,1,2\n1,3,4\n2,5,6\n", {"fs_hz": 2.0}, ("a", "b"), 2.0),  # pandas index column skipped
+    ("a,b\n1,2,\n3,4,\n5,6,\n", {"fs_hz": 2.0}, ("a", "b"), 2.0),  # rows end with a delimiter
+    ("1,2,\n3,4,\n5,6,\n", {"fs_hz": 2.0}, ("ch0", "ch1"), 2.0),
 ])
 def test_csv_dialects(tmp_path, text, kwargs, channels, fs_hz):
     rec = read_recording(write_csv(tmp_path / "r.csv", text), **kwargs)
@@ -245,6 +247,9 @@ def test_csv_errors_name_file_column_and_row(tmp_path):
     with pytest.raises(DataError, match="gap.csv.*not uniformly sampled.*samples 2 and 3"):
         read_recording(gap)
     assert read_recording(gap, fs_hz=1.0).n_samples == 5  # fs_hz given: the caller vouches
+    ragged = write_csv(tmp_path / "ragged.csv", "a,b\n1,2\n3,4,5\n6,7\n")
+    with pytest.raises(DataError, match="ragged.csv.*line 3"):  # surplus field, never silently dropped
+        read_recording(ragged, fs_hz=1.0)
     with pytest.raises(DataError, match="head.csv.*no samples"):
         read_recording(write_csv(tmp_path / "head.csv", "time,x\n"))
 

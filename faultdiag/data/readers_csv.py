@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -60,9 +61,14 @@ def _dialect(path: Path) -> _Dialect:
         encoding = "utf-8-sig" if exc.start >= len(head) - 4 else "latin-1"
     first = _split(lines[0], sep)
     header = not all(is_number(f) for f in first if f)
-    names = tuple(first) if header else tuple(f"ch{i}" for i in range(len(first)))
     body = lines[1:] if header else lines
-    decimal = "," if sep == ";" and any("," in f for ln in body for f in _split(ln, sep)) else "."
+    rows = [_split(ln, sep) for ln in body]
+    blank = [all(i >= len(r) or not r[i] for r in rows) for i in range(len(first))]
+    names = tuple(first) if header else tuple("" if blank[i] else f"ch{i}" for i in range(len(first)))
+    decimal = "," if sep == ";" and any("," in f for r in rows for f in r) else "."
+    widths = Counter(len(r) for r in rows)
+    if widths and widths.most_common(1)[0][0] > len(names):  # rows end with a delimiter
+        names += ("",) * (widths.most_common(1)[0][0] - len(names))
     return _Dialect(sep, decimal, encoding, names, header)
 
 
@@ -78,17 +84,21 @@ def _time_column(path: Path, names: tuple[str, ...], time_column: str | None) ->
 
 
 def _frames(path: Path, d: _Dialect, usecols: list[int], chunk_len: int) -> Iterator[pd.DataFrame]:
-    """Chunks of the file as DataFrames whose columns are the positions in ``usecols``."""
+    """Chunks of the file as DataFrames of the columns at the positions in ``usecols``.
+
+    Every column is parsed (pandas' ``usecols`` would silently drop surplus fields of a ragged
+    row); the unused ones are dropped per chunk.
+    """
     try:
         reader = pd.read_csv(
             path, sep=d.sep, header=None, skiprows=1 if d.header else 0, names=range(len(d.names)),
-            usecols=usecols, index_col=False, decimal=d.decimal, encoding=d.encoding,
-            skipinitialspace=True, chunksize=chunk_len,
+            decimal=d.decimal, encoding=d.encoding, skipinitialspace=True, chunksize=chunk_len,
         )
         with reader:
-            yield from reader
+            for frame in reader:
+                yield frame[usecols]
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path} cannot be parsed as delimited text ({exc}).") from exc
+        raise DataError(f"{path} cannot be parsed as delimited text ({str(exc).strip()}).") from exc
 
 
 def _check_frame(path: Path, frame: pd.DataFrame, d: _Dialect, start: int) -> None:

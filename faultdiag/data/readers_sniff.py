@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 from faultdiag.errors import DataError
@@ -115,18 +116,24 @@ def is_number(field: str) -> bool:
 
 
 def sniff_delimiter(lines: list[str], suffix: str = "") -> str | None:
-    """The field separator of ``lines``: ``\\t``, ``;``, ``,`` or ``WHITESPACE``; None if unclear.
+    """The field separator of ``lines``: ``\t``, ``;``, ``,`` or ``WHITESPACE``; None if unclear.
 
-    A separator qualifies when every line holds it the same number of times. ``;`` wins over
-    ``,`` (decimal commas); the extension breaks the tie between tab and comma.
+    A separator qualifies when at least half of the lines hold it the same (non-zero) number of
+    times, so that a ragged row is reported by the parser rather than hiding the separator; the
+    most consistent one wins. ``;`` wins ties over ``,`` (decimal commas); the extension breaks
+    the tie between tab and comma.
     """
     if not lines:
         return None
     order = [";", ",", "\t"] if suffix == ".csv" else [";", "\t", ","]
+    best, best_share = None, 0.5
     for sep in order:
-        counts = {ln.count(sep) for ln in lines}
-        if len(counts) == 1 and counts.pop() > 0:
-            return sep
+        counts = Counter(ln.count(sep) for ln in lines)
+        mode, hits = counts.most_common(1)[0]
+        if mode > 0 and hits / len(lines) > best_share - 1e-9 and (best is None or hits / len(lines) > best_share):
+            best, best_share = sep, hits / len(lines)
+    if best is not None:
+        return best
     if len({len(ln.split()) for ln in lines}) == 1:
         return WHITESPACE
     return None
