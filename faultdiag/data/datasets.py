@@ -65,7 +65,9 @@ def load_dataset(data: DataConfig) -> Dataset:
 def _simulated(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, Any]]:
     from faultdiag.data.simulate import SIM_CLASSES, simulated_dataset
 
-    recs = simulated_dataset(seed=data.sim_seed, duration_s=data.sim_duration_s, fs_hz=data.fs_hz, loads=data.loads)
+    wanted = tuple(data.classes) if data.classes and set(data.classes) <= set(SIM_CLASSES) else tuple(SIM_CLASSES)
+    recs = simulated_dataset(seed=data.sim_seed, duration_s=data.sim_duration_s, fs_hz=data.fs_hz,
+                             loads=data.loads, classes=wanted)
     h = hashlib.sha256()
     for r in recs:
         h.update(f"{r.label}\0{r.meta.get('load_hp')}\0".encode())

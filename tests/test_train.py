@@ -1,0 +1,136 @@
+"""Fit loop on tiny simulated data: learns, is deterministic, resumes to the same result."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from faultdiag.checkpoint import load_checkpoint
+from faultdiag.config import TrainConfig, load_config
+from faultdiag.data.normalize import Standardizer
+from faultdiag.errors import ConfigError
+from faultdiag.schedules import learning_rate
+from faultdiag.train import add_window_noise, prepare, to_model_input, train_model
+
+BASE = [
+    "data.source=simulated", "data.sim_duration_s=2", "data.loads=[0]", "data.window_len=512", "data.hop=256",
+    "model.widths=[4, 8]", "model.units=[1, 1]", "model.stage_strides=[2, 2]",
+    "train.epochs=3", "train.batch_size=32", "train.lr=0.01", "train.threads=1", "device=cpu",
+    "noise.train=fresh", "noise.train_snr_db=10",
+]
+
+
+def _cfg(*overrides: str):
+    return load_config(None, [*BASE, *overrides])
+
+
+def _rows(history):
+    return [{k: v for k, v in row.items() if k != "time_s"} for row in history]
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    return prepare(_cfg())
+
+
+@pytest.fixture(scope="module")
+def run_a(prepared, tmp_path_factory):
+    rng_before = torch.get_rng_state()
+    result = train_model(_cfg(), tmp_path_factory.mktemp("a"), prepared=prepared, progress=False)
+    assert torch.equal(torch.get_rng_state(), rng_before), "training must not touch the global torch RNG"
+    return result
+
+
+def test_prepare_fits_standardizer_on_train_only(prepared):
+    assert prepared.class_names == ("normal", "inner_race", "outer_race", "ball")
+    np.testing.assert_allclose(prepared.standardizer.mean_, prepared.train.X.mean(axis=(0, 2)), rtol=1e-4, atol=1e-6)
+    for g in np.unique(prepared.train.groups):  # time regions: train before val before test, no overlap
+        train_end = prepared.train.starts[prepared.train.groups == g].max() + prepared.window_len
+        assert train_end <= prepared.val.starts[prepared.val.groups == g].min()
+    assert prepared.fingerprint["source"] == "simulated" and prepared.fingerprint["digest"]
+    assert prepared.signal_stats["rms_min"] <= prepared.signal_stats["rms_median"] <= prepared.signal_stats["rms_max"]
+
+
+def test_tiny_training_learns_and_writes_files(run_a, prepared):
+    assert len(run_a.history) == 3 and all(np.isfinite(r["train_loss"]) for r in run_a.history)
+    assert not run_a.model.training
+    with torch.no_grad():
+        pred = run_a.model(to_model_input(prepared.test.X, prepared)).argmax(1).numpy()
+    accuracy = float((pred == prepared.test.y).mean())
+    assert accuracy > 1 / len(prepared.class_names) + 0.15, accuracy
+    out = run_a.checkpoint_path.parent
+    with open(out / "train_log.csv", newline="") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3]
+    assert load_config(out / "config.toml") == _cfg()
+    ck = load_checkpoint(run_a.checkpoint_path)
+    assert ck.metrics["best_epoch"] == run_a.best_epoch and ck.class_names == prepared.class_names
+    x = to_model_input(prepared.test.X[:5], ck.normalizer)
+    with torch.no_grad():
+        assert torch.equal(ck.build_model()(x), run_a.model(x))
+
+
+def test_same_seed_same_numbers_other_seed_differs(run_a, prepared, tmp_path):
+    again = train_model(_cfg(), tmp_path / "b", prepared=prepared, progress=False)
+    assert _rows(again.history) == _rows(run_a.history)
+    for k, v in run_a.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
+    other = train_model(_cfg("seed=1", "train.epochs=1"), tmp_path / "c", prepared=prepared, progress=False)
+    assert other.history[0]["train_loss"] != run_a.history[0]["train_loss"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_after_first(row):
+    if row["epoch"] == 1:
+        raise _Interrupt
+
+
+def test_resume_after_interruption_equals_uninterrupted(run_a, prepared, tmp_path):
+    with pytest.raises(_Interrupt):
+        train_model(_cfg(), tmp_path, prepared=prepared, progress=False, on_epoch_end=_stop_after_first)
+    resumed = train_model(_cfg(), tmp_path, prepared=prepared, resume=True, progress=False)
+    assert _rows(resumed.history) == _rows(run_a.history)
+    assert resumed.best_epoch == run_a.best_epoch
+    for k, v in run_a.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    # a finished run resumes to itself without training; a changed config is refused
+    assert _rows(train_model(_cfg(), tmp_path, prepared=prepared, resume=True, progress=False).history) == _rows(run_a.history)
+    with pytest.raises(ConfigError, match="train.lr"):
+        train_model(_cfg("train.lr=0.1"), tmp_path, prepared=prepared, resume=True, progress=False)
+
+
+def test_learning_rate_schedules():
+    step = TrainConfig(lr=0.1, schedule="step", epochs=10)
+    assert [round(learning_rate(e, step), 6) for e in range(10)] == [0.1] * 4 + [0.01] * 4 + [0.001] * 2
+    cosine = TrainConfig(lr=1.0, schedule="cosine", epochs=4)
+    lrs = [learning_rate(e, cosine) for e in range(4)]
+    assert lrs[0] == 1.0 and all(a > b > 0 for a, b in zip(lrs, lrs[1:]))
+    assert learning_rate(7, TrainConfig(lr=0.3, schedule="constant")) == 0.3
+
+
+def test_to_model_input_modes(prepared):
+    X = prepared.val.X[:6]
+    std = Standardizer.from_dict(prepared.normalizer_dict()["standardizer"])
+    np.testing.assert_allclose(to_model_input(X, prepared).numpy(), std.transform(X), rtol=1e-5, atol=1e-6)
+    z = to_model_input(X, None, "window")
+    np.testing.assert_allclose(z.mean(-1).numpy(), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z.std(-1, unbiased=False).numpy(), 1.0, atol=1e-4)
+    assert torch.equal(to_model_input(X, None, "none"), torch.from_numpy(X))
+    with pytest.raises(ConfigError):
+        to_model_input(X, None, "global")
+
+
+def test_recording_level_noise_has_the_recording_snr():
+    gen = torch.Generator().manual_seed(0)
+    loud, quiet = torch.randn(4, 1, 256, generator=gen) * 2.0, torch.randn(4, 1, 256, generator=gen) * 0.5
+    X = torch.cat([loud, quiet])  # one recording: half loud, half quiet windows
+    groups = torch.zeros(8, dtype=torch.int64)
+    noisy = add_window_noise(X, 0.0, "gaussian", "recording", groups, torch.Generator().manual_seed(1))
+    noise_power = (noisy - X).pow(2).mean(dim=(1, 2))
+    expected = X.pow(2).mean()  # 0 dB against the recording's mean power, the same in every window
+    torch.testing.assert_close(noise_power, expected.expand(8), rtol=1e-4, atol=1e-6)
