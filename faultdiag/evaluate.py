@@ -10,8 +10,10 @@ windows (SNR relative to the measured signal) and the result goes through
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import logging
+import os
 import warnings
 from typing import Any, Sequence
 
@@ -40,16 +42,10 @@ def _check_x(X: Any) -> torch.Tensor:
     return X
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` → CUDA when available else CPU; ``cuda`` without a GPU is a ConfigError."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"The 'device' parameter is {name!r} but CUDA is not available; use 'cpu' or 'auto'.")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ConfigError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda'; got {name!r}.")
-    return torch.device(name)
+def _device(device: str | torch.device) -> torch.device:
+    from faultdiag.train import resolve_device
+
+    return device if isinstance(device, torch.device) else resolve_device(str(device))
 
 
 @torch.inference_mode()
@@ -63,7 +59,7 @@ def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 512, dev
     """
     _check_batch_size(batch_size)
     X = _check_x(X)
-    device = resolve_device(device)
+    device = _device(device)
     model.eval().to(device)
     out = [model(X[i:i + batch_size].to(device, torch.float32)).float().cpu() for i in range(0, len(X), batch_size)]
     return torch.cat(out)
@@ -126,7 +122,7 @@ def adabn(model: nn.Module, X: torch.Tensor, batch_size: int = 256, device: str 
     X = _check_x(X)
     if len(X) < 2:
         raise DataError(f"The 'X' parameter must hold at least 2 windows to estimate BatchNorm statistics; got {len(X)}.")
-    device = resolve_device(device)
+    device = _device(device)
     adapted = copy.deepcopy(model).to(device).eval()
     bns = [m for m in adapted.modules() if isinstance(m, _BN) and m.track_running_stats]
     if not bns:
@@ -149,22 +145,24 @@ def adabn(model: nn.Module, X: torch.Tensor, batch_size: int = 256, device: str 
 _adapt_batchnorm = adabn  # evaluate_snrs has a flag named ``adabn``
 
 
+def load_model(path: str | os.PathLike) -> tuple[nn.Module, Any]:
+    """The trained model (eval mode, CPU) and the :class:`~faultdiag.checkpoint.Checkpoint` at ``path``."""
+    from faultdiag.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    kwargs = {k: v for k, v in ckpt.model_kwargs.items() if k != "name"}  # build_kwargs may repeat the name
+    return dataclasses.replace(ckpt, model_kwargs=kwargs).build_model(), ckpt
+
+
 def noise_seed(seed: int, kind: str, snr_db: float) -> int:
     """A 63-bit seed derived from (seed, kind, snr_db) alone (stable across runs and platforms)."""
     text = f"faultdiag-eval|{int(seed)}|{kind}|{float(snr_db):.6f}".encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
 
 
-def _normalize_mode(prepared: Any, normalize: str | None) -> str:
-    if normalize is not None:
-        return normalize
-    for source in (getattr(prepared, "normalize", None), getattr(getattr(getattr(prepared, "config", None), "data", None), "normalize", None)):
-        if source is not None:
-            return source
-    return "global" if getattr(prepared, "standardizer", None) is not None else "window"
-
-
-def _check_grid(kinds: Sequence[str], snrs_db: Sequence[float], split: str) -> None:
+def _check_grid(kinds: Sequence[str], snrs_db: Sequence[float], split: str, per: str) -> None:
+    if per not in ("window", "recording"):
+        raise ConfigError(f"The 'per' parameter must be 'window' or 'recording'; got {per!r}.")
     if split not in ("train", "val", "test"):
         raise ConfigError(f"The 'split' parameter must be 'train', 'val' or 'test'; got {split!r}.")
     for kind in kinds:
@@ -173,21 +171,6 @@ def _check_grid(kinds: Sequence[str], snrs_db: Sequence[float], split: str) -> N
     for snr in snrs_db:
         if not isinstance(snr, (int, float)) or isinstance(snr, bool) or not np.isfinite(snr):
             raise ConfigError(f"The 'snrs_db' parameter must hold finite numbers; got {snr!r}.")
-
-
-def _add_eval_noise(add_noise, X: np.ndarray, groups: np.ndarray, snr_db: float, kind: str, per: str,
-                    rng: np.random.Generator) -> np.ndarray:
-    """Noise at ``snr_db`` relative to each window's power (``per="window"``) or to the power of
-    all windows of the same recording (``per="recording"``, recordings in ``groups`` order)."""
-    if per == "window":
-        return np.asarray(add_noise(X, snr_db, kind=kind, per="window", generator=rng), dtype=np.float32)
-    if per != "recording":
-        raise ConfigError(f"The 'per' parameter must be 'window' or 'recording'; got {per!r}.")
-    noisy = np.empty_like(X)
-    for g in np.unique(groups):
-        mask = groups == g
-        noisy[mask] = add_noise(X[mask], snr_db, kind=kind, per="recording", generator=rng)
-    return noisy
 
 
 def evaluate_snrs(
@@ -212,28 +195,31 @@ def evaluate_snrs(
         adabn: re-estimate BatchNorm statistics on each noisy (unlabelled) set before scoring.
         include_clean: also score the noise-free windows (row with ``kind="clean"``,
             ``snr_db=None``).
+        per: SNR relative to each window's power, or to the mean power of its recording's
+            windows (as in training, :func:`faultdiag.train.add_window_noise`).
         normalize: ``global`` | ``window`` | ``none``; None = the one ``prepared`` was built with.
+        device: ``auto`` | ``cpu`` | ``cuda`` or a ``torch.device``.
     Returns:
         One dict per condition (clean first, then kind-major, SNR-minor): ``kind``, ``snr_db``,
         ``adabn``, ``seed``, ``split`` and everything :func:`compute_metrics` returns.
     """
-    from faultdiag.data.noise import add_noise
-    from faultdiag.train import to_model_input
+    from faultdiag.train import add_window_noise, to_model_input
 
-    _check_grid(kinds, snrs_db, split)
+    _check_grid(kinds, snrs_db, split, per)
     windows = getattr(prepared, split)
-    X_raw = np.asarray(windows.X, dtype=np.float32)
+    X_raw = torch.from_numpy(np.asarray(windows.X, dtype=np.float32))
+    groups = torch.from_numpy(np.asarray(windows.groups, dtype=np.int64))
     if len(X_raw) == 0:
         raise DataError(f"The '{split}' split has no windows to evaluate; check data.split and data.window_len.")
-    mode = _normalize_mode(prepared, normalize)
+    mode = normalize or getattr(prepared, "normalize", None)
     conditions = ([("clean", None)] if include_clean else []) + [(k, float(s)) for k in kinds for s in snrs_db]
     results = []
     for kind, snr in conditions:
         if snr is None:
             noisy = X_raw
         else:
-            rng = np.random.default_rng(noise_seed(seed, kind, snr))
-            noisy = _add_eval_noise(add_noise, X_raw, windows.groups, snr, kind, per, rng)
+            gen = torch.Generator().manual_seed(noise_seed(seed, kind, snr))
+            noisy = add_window_noise(X_raw, snr, kind, per, groups, gen)
         X = to_model_input(noisy, prepared, mode)
         scorer = _adapt_batchnorm(model, X, batch_size=batch_size, device=device) if adabn else model
         y_pred = predict_logits(scorer, X, batch_size=batch_size, device=device).argmax(dim=1).numpy()

@@ -1,0 +1,228 @@
+"""``faultdiag train``, ``faultdiag evaluate`` and ``faultdiag sweep``: the experiment commands."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from faultdiag.errors import ConfigError, DataError
+
+_CONFIG_HELP = ("TOML run config with sections [data], [noise], [model], [train], [sweep] and top-level "
+                "seed/device (e.g. configs/quickstart.toml). Without it the built-in defaults are used.")
+_SET_HELP = ("override one config key, SECTION.KEY=VALUE in TOML syntax; repeatable. Examples: "
+             "--set train.epochs=5 --set sweep.snrs_db=[-4,0,4] --set model.name=resnet. "
+             "Command line > config file > defaults. An unknown key is an error that lists the valid keys.")
+_DEVICE_HELP = "where to run: auto (CUDA when available, else CPU), cpu or cuda"
+_PROGRESS_HELP = "no progress bars (for logs and CI)"
+
+
+def _common(p: argparse.ArgumentParser, *, out_help: str, seed_help: str, resume: bool) -> None:
+    p.add_argument("--config", metavar="TOML", help=_CONFIG_HELP)
+    p.add_argument("--out", metavar="DIR", help=out_help)
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides", help=_SET_HELP)
+    p.add_argument("--seed", type=int, metavar="N", help=seed_help)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help=_DEVICE_HELP + " (default: the config's device)")
+    if resume:
+        p.add_argument("--resume", action="store_true", help=(
+            "continue an interrupted training from DIR/last.pt (model, optimiser, scheduler and RNG "
+            "states), giving the same result as an uninterrupted run"))
+    p.add_argument("--no-progress", action="store_true", help=_PROGRESS_HELP)
+
+
+def register(subparsers: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser("train", formatter_class=fmt, help="train one model from a config", description=(
+        "Train the config's [model] on the config's [data] with [noise] training noise and [train]\n"
+        "settings. Writes DIR/checkpoint.pt (best validation epoch), DIR/last.pt (for --resume),\n"
+        "DIR/train_log.csv, the resolved config and DIR/metrics.json (clean test metrics)."),
+        epilog="example: faultdiag train --config configs/quickstart.toml --set model.name=resnet --out runs/resnet")
+    _common(p, out_help="output folder (default: runs/train-<config name>)",
+            seed_help="seed of weights, batch order and noise (overrides the config's seed)", resume=True)
+    p.set_defaults(func=_cmd_train)
+
+    p = subparsers.add_parser("evaluate", formatter_class=fmt, help="score a checkpoint at a list of SNRs", description=(
+        "Score a trained checkpoint on the test split of the config's data (the checkpoint's own\n"
+        "config when --config is not given), clean and with noise of each kind at each SNR. Noise\n"
+        "is drawn from a generator seeded by (seed, kind, SNR): numbers repeat exactly. Inputs are\n"
+        "normalised with the checkpoint's own normalisation statistics."),
+        epilog="example: faultdiag evaluate --model runs/resnet/checkpoint.pt --snrs -4 0 4 --kinds gaussian pink --adabn")
+    p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint file written by train or sweep")
+    _common(p, out_help="output folder (default: <checkpoint folder>/evaluation)",
+            seed_help="seed of the evaluation noise (default: the config's seed)", resume=False)
+    p.add_argument("--snrs", nargs="+", type=float, metavar="DB", help="SNRs in dB (default: the config's sweep.snrs_db)")
+    p.add_argument("--kinds", nargs="+", choices=("gaussian", "laplacian", "pink"), help="noise kinds (default: sweep.kinds)")
+    p.add_argument("--adabn", action="store_true", help=(
+        "also score with AdaBN: BatchNorm statistics re-estimated on each unlabelled noisy test set "
+        "(rows marked +AdaBN next to the plain ones)"))
+    p.add_argument("--split", choices=("test", "val"), default="test", help="which split to score (default: test)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = subparsers.add_parser("sweep", formatter_class=fmt, help="train and score models x noise kinds x SNRs x seeds", description=(
+        "Run the config's [sweep]: sweep.models x sweep.kinds x sweep.snrs_db x sweep.seeds under\n"
+        "sweep.protocol 'train-clean' (train once per model and seed, test at every SNR) or 'matched'\n"
+        "(train and test at each SNR), with and without AdaBN as sweep.adabn says. One sub-folder per\n"
+        "training in DIR/cells/; finished cells are skipped, so rerunning a killed sweep finishes it.\n"
+        "Writes results.csv (tidy), summary.csv/.md/.json (mean +- std over seeds),\n"
+        "accuracy_vs_snr.png, confusion_*.png and sweep.json (config, data fingerprint, revision)."),
+        epilog="example: faultdiag sweep --config configs/quickstart.toml --out runs/quick")
+    _common(p, out_help="output folder (default: runs/sweep-<config name>)",
+            seed_help="run this one seed instead of sweep.seeds", resume=True)
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _parse_value(text: str) -> Any:
+    """A --set value in TOML syntax (numbers, bools, lists, quoted strings), else the raw text."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    from faultdiag.config import replace_in
+
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set: an override must look like section.key=value; got {item!r}.")
+        key, text = item.split("=", 1)
+        cfg = replace_in(cfg, key.strip(), _parse_value(text.strip()))
+    return cfg
+
+
+def _load(args: argparse.Namespace, base: dict | None = None) -> Any:
+    """The run config: defaults < file (or ``base``, a saved config) < --set < --seed/--device."""
+    from faultdiag.config import config_from_dict, load_config
+
+    if args.config is None and base is not None:
+        cfg = _apply_overrides(config_from_dict(base, where=f"the config saved in {args.model}"), args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+    if args.device is not None:
+        cfg = dataclasses.replace(cfg, device=args.device)
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    if cfg.train.threads:
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
+    return cfg
+
+
+def _out_dir(args: argparse.Namespace, command: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    return Path("runs") / f"{command}-{Path(args.config).stem if args.config else 'defaults'}"
+
+
+def _print_table(df: pd.DataFrame) -> None:
+    from faultdiag import report
+
+    print(report.to_text(report.summary_table(df)))
+
+
+def _tidy(rows: list[dict], model: str, protocol: str) -> pd.DataFrame:
+    return pd.DataFrame([{"model": model, "protocol": protocol, "kind": r["kind"],
+                          "snr_db": float("nan") if r["snr_db"] is None else r["snr_db"], "adabn": r["adabn"],
+                          "seed": r["seed"], "accuracy": r["accuracy"], "balanced_accuracy": r["balanced_accuracy"],
+                          "macro_f1": r["macro_f1"]} for r in rows])
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from faultdiag.config import config_to_dict
+    from faultdiag.evaluate import evaluate_snrs
+    from faultdiag.provenance import code_revision, write_json
+    from faultdiag.train import train_model
+
+    cfg = _load(args)
+    out = _out_dir(args, "train")
+    result = train_model(cfg, out, resume=args.resume, progress=not args.no_progress)
+    noisy = cfg.noise.train != "clean"
+    rows = evaluate_snrs(result.model, result.prepared, kinds=(cfg.noise.kind,),
+                         snrs_db=(cfg.noise.train_snr_db,) if noisy else (), seed=cfg.seed, per=cfg.noise.per,
+                         normalize=cfg.data.normalize, batch_size=cfg.train.eval_batch_size,
+                         device=cfg.device)
+    write_json(out / "metrics.json", {"config": config_to_dict(cfg), "best_epoch": result.best_epoch,
+                                      "data_fingerprint": result.prepared.fingerprint,
+                                      "code_revision": code_revision(), "test": rows})
+    print(f"trained {cfg.model.name}: best epoch {result.best_epoch} of {len(result.history)} run")
+    _print_table(_tidy(rows, cfg.model.name, "train"))
+    print(f"\ncheckpoint: {result.checkpoint_path}\nlog:        {out / 'train_log.csv'}\nmetrics:    {out / 'metrics.json'}")
+    return 0
+
+
+def _prepared_for(ckpt: Any, cfg: Any) -> Any:
+    """The config's data, normalised with the checkpoint's statistics; classes must match."""
+    from faultdiag.train import prepare
+
+    prepared = prepare(cfg)
+    if tuple(prepared.class_names) != tuple(ckpt.class_names):
+        raise DataError(f"The checkpoint '{ckpt.path}' was trained on classes {list(ckpt.class_names)}; "
+                        f"the config's data has {list(prepared.class_names)}.")
+    if int(prepared.window_len) != int(ckpt.window_len):
+        raise DataError(f"The checkpoint '{ckpt.path}' expects window_len {ckpt.window_len}; "
+                        f"the config's data.window_len is {prepared.window_len}.")
+    std = (ckpt.normalizer or {}).get("standardizer")
+    if std is not None and dataclasses.is_dataclass(prepared):
+        from faultdiag.data.normalize import Standardizer
+
+        prepared = dataclasses.replace(prepared, standardizer=Standardizer.from_dict(std))
+    return prepared
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from faultdiag import report
+    from faultdiag.evaluate import evaluate_snrs, load_model
+    from faultdiag.provenance import atomic_write, code_revision, write_json
+
+    model, ckpt = load_model(args.model)
+    cfg = _load(args, base=ckpt.config)
+    out = Path(args.out) if args.out else Path(args.model).parent / "evaluation"
+    prepared = _prepared_for(ckpt, cfg)
+    normalize = (ckpt.normalizer or {}).get("normalize", cfg.data.normalize)
+    kinds, snrs = tuple(args.kinds or cfg.sweep.kinds), tuple(args.snrs if args.snrs is not None else cfg.sweep.snrs_db)
+    rows = []
+    for adabn in (False, True) if args.adabn else (False,):
+        rows += evaluate_snrs(model, prepared, split=args.split, kinds=kinds, snrs_db=snrs, seed=cfg.seed, adabn=adabn,
+                              per=cfg.noise.per, normalize=normalize, batch_size=cfg.train.eval_batch_size,
+                              device=cfg.device)
+    df = _tidy(rows, ckpt.model_name, "evaluate")
+    with atomic_write(out / "evaluation.csv", "w", encoding="utf-8", newline="") as fh:
+        df.to_csv(fh, index=False)
+    write_json(out / "evaluation.json", {"checkpoint": str(args.model), "checkpoint_revision": ckpt.revision,
+                                         "code_revision": code_revision(), "split": args.split, "seed": cfg.seed,
+                                         "data_fingerprint": prepared.fingerprint, "results": rows})
+    report.plot_accuracy_vs_snr(df, out / "accuracy_vs_snr.png")
+    print(f"{ckpt.model_name} from {args.model} on the {args.split} split ({rows[0]['n']} windows):")
+    _print_table(df)
+    print(f"\nwrote {out / 'evaluation.csv'}, {out / 'evaluation.json'}, {out / 'accuracy_vs_snr.png'}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from faultdiag.sweep import run_sweep
+
+    cfg = _load(args)
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, seeds=(args.seed,)))
+    out = _out_dir(args, "sweep")
+
+    def on_cell(info: dict) -> None:
+        state = {"trained": "trained and scored", "scored": "new conditions scored from its checkpoint",
+                 "skipped": "finished before, skipped"}[info["status"]]
+        print(f"[{info['index']}/{info['total']}] {info['model']} {info['cell']}: {state}", file=sys.stderr, flush=True)
+
+    df = run_sweep(cfg, out, progress=not args.no_progress, resume=args.resume, on_cell=on_cell)
+    print(f"sweep: protocol {cfg.sweep.protocol}, models {', '.join(cfg.sweep.models)}, seeds {list(cfg.sweep.seeds)}")
+    _print_table(df)
+    print(f"\nresults: {out / 'results.csv'}, {out / 'summary.md'}\nplot:    {out / 'accuracy_vs_snr.png'}\n"
+          f"cells:   {out / 'cells'}")
+    return 0

@@ -1,0 +1,170 @@
+"""Sweep planning, finished-cell skipping, reports (tables without tabulate, plots)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faultdiag import report
+from faultdiag.config import load_config
+from faultdiag.errors import ConfigError
+from faultdiag.sweep import plan_cells, run_sweep, training_key
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_overrides(**extra: str) -> list[str]:
+    """A sweep that trains in about a second per cell on simulated data."""
+    base = {
+        "data.source": '"simulated"', "data.sim_duration_s": "2.0", "data.window_len": "256", "data.hop": "128",
+        "data.loads": "[0]", "model.widths": "[4, 4, 4]", "model.units": "[1, 1, 1]", "model.stem_channels": "4",
+        "model.kernel_size": "3", "model.stem_kernel": "7", "model.stem_stride": "2",
+        "train.epochs": "1", "train.batch_size": "32", "train.threads": "1",
+        "sweep.models": '["drsn-cw", "resnet"]', "sweep.snrs_db": "[-2, 4]", "sweep.kinds": '["gaussian"]',
+        "sweep.seeds": "[0]", "device": '"cpu"',
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def test_plan_train_clean_one_cell_per_model_and_seed():
+    cfg = load_config(None, tiny_overrides(**{"sweep.seeds": "[0, 1]", "sweep.adabn": "[false, true]",
+                                               "sweep.kinds": '["gaussian", "pink"]'}))
+    cells = plan_cells(cfg)
+    assert [(c.model, c.cell_id) for c in cells] == [
+        ("drsn-cw", "clean-seed0"), ("resnet", "clean-seed0"), ("drsn-cw", "clean-seed1"), ("resnet", "clean-seed1")]
+    cell = cells[0]
+    assert cell.config.noise.train == "clean" and cell.config.model.name == "drsn-cw"
+    # clean + 2 kinds x 2 SNRs, each with and without AdaBN
+    assert len(cell.conditions) == 2 * (1 + 2 * 2)
+    assert ("pink", 4.0, True) in cell.conditions and ("clean", None, False) in cell.conditions
+
+
+def test_plan_matched_trains_at_each_snr():
+    cfg = load_config(None, tiny_overrides(**{"sweep.protocol": '"matched"', "noise.train": '"fresh"',
+                                               "noise.train_snr_db": "0"}))
+    cells = plan_cells(cfg)
+    assert len(cells) == 2 * 2
+    ids = {c.cell_id for c in cells}
+    assert ids == {"gaussian_m2dB-seed0", "gaussian_4dB-seed0"}
+    for c in cells:
+        assert c.config.noise.train == "fresh"
+        assert c.conditions == ((c.config.noise.kind, c.config.noise.train_snr_db, False),)
+    # training_key ignores what cannot change the learned model
+    a = training_key(cells[0].config)
+    assert "sweep" not in a and "device" not in a and "threads" not in a["train"]
+
+
+def _fake_results(seeds=(0, 1, 2)) -> pd.DataFrame:
+    rows = []
+    for model in ("drsn-cw", "resnet"):
+        for seed in seeds:
+            rows.append(dict(model=model, protocol="train-clean", kind="clean", snr_db=float("nan"), adabn=False,
+                             seed=seed, accuracy=1.0, balanced_accuracy=1.0, macro_f1=1.0))
+            for snr in (-4.0, 0.0):
+                acc = 0.5 + 0.1 * seed + (0.2 if model == "drsn-cw" else 0.0) + snr / 100
+                rows.append(dict(model=model, protocol="train-clean", kind="gaussian", snr_db=snr, adabn=False,
+                                 seed=seed, accuracy=acc, balanced_accuracy=acc, macro_f1=acc))
+    return pd.DataFrame(rows)
+
+
+def test_summary_mean_and_sample_std_over_seeds():
+    summary = report.summary_table(_fake_results())
+    row = summary[(summary.model == "drsn-cw") & (summary.snr_db == -4.0)].iloc[0]
+    assert row.n_seeds == 3
+    assert row.accuracy_mean == pytest.approx(0.76)
+    assert row.accuracy_std == pytest.approx(np.std([0.66, 0.76, 0.86], ddof=1))
+    clean = summary[summary.kind == "clean"]
+    assert len(clean) == 2 and math.isnan(clean.snr_db.iloc[0]) and (clean.accuracy_std == 0).all()
+
+
+def test_markdown_and_text_tables():
+    summary = report.summary_table(_fake_results())
+    md = report.to_markdown(summary)
+    lines = [l for l in md.splitlines() if l.startswith("|")]
+    assert lines[0] == "| model | -4 dB | 0 dB | clean |"
+    assert lines[1].startswith("|:---|---:")
+    assert "| drsn-cw | 76.0 ± 10.0 | 80.0 ± 10.0 | 100.0 ± 0.0 |" in lines
+    text = report.to_text(report.summary_table(_fake_results(seeds=(0,))))
+    assert "±" not in text  # one seed: no spread to show
+    widths = {len(l) for l in text.splitlines()[1:]}
+    assert len(widths) == 1  # aligned columns
+
+
+def test_plots_write_png(tmp_path):
+    df = _fake_results()
+    report.plot_accuracy_vs_snr(df, tmp_path / "acc.png", anchors={"WDCNN (published)": {-4: 0.6, 0: 0.8}})
+    report.plot_confusion([[5, 1], [0, 6]], ["normal", "IR007"], tmp_path / "cm.png", title="t")
+    for name in ("acc.png", "cm.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ConfigError, match="cm"):
+        report.plot_confusion([[1, 2]], ["a", "b"], tmp_path / "bad.png")
+
+
+@pytest.fixture
+def train_spy(monkeypatch):
+    """Count calls of faultdiag.train.train_model (the sweep imports it at call time)."""
+    import faultdiag.train as train
+
+    calls = []
+    real = train.train_model
+
+    def spy(cfg, out_dir, **kwargs):
+        calls.append((cfg.model.name, str(out_dir)))
+        return real(cfg, out_dir, **kwargs)
+
+    monkeypatch.setattr(train, "train_model", spy)
+    return calls
+
+
+def test_sweep_skips_finished_cells_and_scores_new_snrs_without_training(tmp_path, train_spy):
+    cfg = load_config(None, tiny_overrides(**{"sweep.models": '["resnet"]', "sweep.snrs_db": "[0]"}))
+    statuses = []
+    first = run_sweep(cfg, tmp_path, progress=False, on_cell=lambda info: statuses.append(info["status"]))
+    assert len(train_spy) == 1 and statuses == ["trained"]
+    result_file = tmp_path / "cells" / "resnet" / "clean-seed0" / "result.json"
+    stamp = result_file.stat().st_mtime_ns
+
+    again = run_sweep(cfg, tmp_path, progress=False, on_cell=lambda info: statuses.append(info["status"]))
+    assert len(train_spy) == 1 and statuses[-1] == "skipped"
+    assert result_file.stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(first, again)
+
+    more = load_config(None, tiny_overrides(**{"sweep.models": '["resnet"]', "sweep.snrs_db": "[0, 6]"}))
+    extended = run_sweep(more, tmp_path, progress=False, on_cell=lambda info: statuses.append(info["status"]))
+    assert len(train_spy) == 1 and statuses[-1] == "scored"
+    assert sorted(extended["snr_db"].dropna()) == [0.0, 6.0]
+    # the old condition keeps its number exactly
+    old = first[first.snr_db == 0.0].accuracy.item()
+    assert extended[extended.snr_db == 0.0].accuracy.item() == old
+    summary = json.loads((tmp_path / "sweep.json").read_text())
+    assert summary["cells_trained"] == 0 and summary["cells"] == ["cells/resnet/clean-seed0"]
+
+
+def test_sweep_refuses_a_cell_trained_with_another_config(tmp_path, train_spy):
+    cfg = load_config(None, tiny_overrides(**{"sweep.models": '["resnet"]', "sweep.snrs_db": "[0]"}))
+    run_sweep(cfg, tmp_path, progress=False)
+    changed = load_config(None, tiny_overrides(**{"sweep.models": '["resnet"]', "sweep.snrs_db": "[0]",
+                                                  "train.lr": "0.01"}))
+    with pytest.raises(ConfigError, match="train.lr"):
+        run_sweep(changed, tmp_path, progress=False)
+    # threads and device do not change what a cell learns: no retraining, no error
+    run_sweep(load_config(None, tiny_overrides(**{"sweep.models": '["resnet"]', "sweep.snrs_db": "[0]",
+                                                  "train.threads": "2"})), tmp_path, progress=False)
+    assert len(train_spy) == 1
+
+
+def test_matched_protocol_trains_with_noise_and_scores_at_that_snr(tmp_path, train_spy):
+    cfg = load_config(None, tiny_overrides(**{"sweep.models": '["drsn-cw"]', "sweep.snrs_db": "[0]",
+                                               "sweep.protocol": '"matched"', "sweep.adabn": "[false, true]"}))
+    df = run_sweep(cfg, tmp_path, progress=False)
+    assert len(train_spy) == 1 and train_spy[0][1].endswith("gaussian_0dB-seed0")
+    assert list(df.kind) == ["gaussian", "gaussian"] and list(df.adabn) == [False, True]
+    assert set(df.protocol) == {"matched"}
+    cell = json.loads((tmp_path / "cells" / "drsn-cw" / "gaussian_0dB-seed0" / "result.json").read_text())
+    assert cell["config"]["noise"]["train"] == "fixed" and cell["config"]["noise"]["train_snr_db"] == 0.0
+    assert (tmp_path / "summary.md").read_text().count("drsn-cw +AdaBN") == 1
