@@ -183,7 +183,8 @@ def fault_frequency_report(
     For each line family (BPFO, BPFI, BSF and 2 x BSF) the envelope amplitude peak within
     ``+-tolerance`` (relative, for slip) of each harmonic ``k f`` (``k = 1..harmonics``) is
     divided by the median envelope amplitude in ``k f (1 +- 6 tolerance)`` outside that window:
-    a dimensionless prominence (about 1-2 for noise). A family's score is the geometric mean of
+    a dimensionless prominence (about 1-2 for noise; family scores of fault-free signals stay
+    below 3, e.g. at most 1.9 on CWRU normal 97.mat). A family's score is the geometric mean of
     its prominences; the ball score is the larger of the BSF and 2 x BSF scores. The best family
     is ``dominant`` only if its score is at least ``threshold`` and ``margin`` times the
     runner-up's; otherwise ``dominant`` and ``fault`` are ``None`` (nothing stands out, or the

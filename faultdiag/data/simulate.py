@@ -18,10 +18,12 @@ Randall & Antoni, MSSP 25 (2011) 485-520), on the geometry and speeds of the CWR
   partly coloured (AR(1)) and partly structural (white noise through the same resonances).
 
 Units are g. Power of the fault response relative to the background (measured, 12 kHz, load 0):
-outer race about +2.5 dB, inner race about 0 dB, ball about -3.5 dB at severity 1; 6 dB lower at
+outer race about +2.5 dB, inner race about 0 dB, ball about -1 dB at severity 1; 6 dB lower at
 severity 0.5 and about 3.5 dB higher at 1.5. Faults are thus learnable from short windows but not
-trivially (ball faults are the hardest, as on real data), and added noise at 0 dB SNR makes them
-markedly harder.
+trivially (ball faults are the hardest, as on real data): a small 4-layer 1-D CNN trained for 8
+epochs on 1024-sample windows of ``simulated_dataset(duration_s=4)`` with noise augmentation
+reached about 93 % window accuracy on clean held-out time regions, 82 % at 0 dB and 63 % at
+-4 dB added Gaussian noise (one run, seed 0).
 
 Classes: :data:`SIM_CLASSES` are the four fault locations. Severity (an amplitude scale, like
 CWRU's 0.007-0.021 in defect diameters) is part of the data, recorded in ``meta``, not of the
@@ -52,7 +54,7 @@ DEFAULT_SEVERITIES = (0.5, 1.0, 1.5)
 LOAD_RPM = {0: 1797.0, 1: 1772.0, 2: 1750.0, 3: 1730.0}
 """Nominal CWRU motor speed in rpm per load in hp."""
 
-_IMPACT_PEAK_G = {"outer_race": 0.35, "inner_race": 0.32, "ball": 0.3}
+_IMPACT_PEAK_G = {"outer_race": 0.35, "inner_race": 0.32, "ball": 0.4}
 _MODES = ((1400.0, 0.05, 0.25), (2900.0, 0.035, 1.0), (3700.0, 0.03, 0.6))  # (f_hz, damping, gain)
 _SHAFT_HARMONICS_G = (0.012, 0.006, 0.004)
 _MAINS_HZ, _MAINS_G = 60.0, 0.002
