@@ -1,0 +1,156 @@
+"""``faultdiag mnist-demo``: the seed article's noisy-MNIST comparison of DRSN-CW and ResNet.
+
+Option precedence: command line > ``--config`` TOML file (table ``[mnist_demo]``) > the
+article's protocol (the defaults of :class:`faultdiag.mnist_demo.DemoConfig`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from faultdiag.errors import ConfigError
+
+DEFAULT_DATA_DIR = Path("data") / "mnist"
+MNIST_ENV = "FAULTDIAG_MNIST"
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "mnist-demo", help="the article's noisy-MNIST demo: DRSN-CW vs ResNet",
+        description="Train the article's DRSN-CW and ResNet on MNIST with 0.5*U[0,1) pixel noise "
+                    "(Adam 1e-3, batch 100, 5 epochs, Keras-style L2 1e-4) and compare them.")
+    p.add_argument("--config", type=Path, help="TOML file with a [mnist_demo] table (e.g. configs/mnist_seed.toml)")
+    p.add_argument("--model", dest="models", help="comma-separated models: drsn-cw,drsn-cs,resnet")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seeds", dest="n_seeds", type=int, help="number of seeds (report mean ± std)")
+    p.add_argument("--seed", type=int, help="first seed (default 0)")
+    p.add_argument("--noise-scale", dest="noise_scale", type=float, help="noise amplitude (article: 0.5)")
+    p.add_argument("--units", type=int, help="residual units (article: 1)")
+    p.add_argument("--limit", type=int, help="use only the first N train and test images")
+    p.add_argument("--threads", dest="num_threads", type=int, help="torch CPU threads (default: min(2, CPUs))")
+    p.add_argument("--data-dir", type=Path,
+                   help=f"MNIST IDX folder (default: ${MNIST_ENV}, else ./data/mnist, downloaded if absent)")
+    p.add_argument("--out", type=Path, help="folder for results.json (config, seeds, data fingerprint, revision)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _read_config_file(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    from faultdiag.mnist_demo import DemoConfig
+
+    try:
+        with open(path, "rb") as fh:
+            table = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file '{path}': {exc.strerror or exc}.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file '{path}' is not valid TOML: {exc}.") from exc
+    unknown_tables = sorted(set(table) - {"mnist_demo"})
+    if unknown_tables:
+        raise ConfigError(f"Config file '{path}' has unknown table(s) {unknown_tables}; expected [mnist_demo].")
+    options = table.get("mnist_demo", {})
+    fields = {f.name for f in dataclasses.fields(DemoConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ConfigError(f"Config file '{path}' has unknown key(s) {unknown} in [mnist_demo]; "
+                          f"valid keys are {sorted(fields)}.")
+    return options
+
+
+def build_config(args: argparse.Namespace):
+    """CLI > file > defaults, in one step."""
+    from faultdiag.mnist_demo import DemoConfig
+
+    options = _read_config_file(args.config) if args.config else {}
+    for name in ("epochs", "n_seeds", "seed", "noise_scale", "units", "limit", "num_threads"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    if args.models is not None:
+        options["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    options.setdefault("num_threads", max(1, min(2, os.cpu_count() or 1)))
+    if "models" in options:
+        options["models"] = tuple(options["models"])
+    return DemoConfig(**options)
+
+
+def resolve_data_dir(data_dir: Path | None) -> Path:
+    if data_dir is not None:
+        return data_dir
+    return Path(os.environ.get(MNIST_ENV) or DEFAULT_DATA_DIR)
+
+
+class _Printer:
+    """Prints one line per epoch and a tqdm bar over the batches of each epoch (stderr)."""
+
+    def __init__(self, show_bar: bool):
+        self.show_bar = show_bar
+        self.bar = None
+
+    def __call__(self, event: dict) -> None:
+        if event["kind"] == "batch":
+            if not self.show_bar:
+                return
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=event["batches"], leave=False, file=sys.stderr, unit="batch",
+                                desc=f"{event['model']} seed {event['seed']} epoch {event['epoch']}")
+            self.bar.update(event["batch"] - self.bar.n)
+            return
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        test = (f"  test loss {event['test_loss']:.4f} acc {event['test_acc']:.4f}"
+                if "test_loss" in event else "")
+        print(f"{event['model']:>8} seed {event['seed']} epoch {event['epoch']}/{event['epochs']}: "
+              f"loss {event['loss']:.4f} acc {event['acc']:.4f}{test}  "
+              f"({event['seconds']:.1f} s, {event['images_per_s']:.0f} img/s)", flush=True)
+
+
+def _pm(stat: dict, pct: bool = False) -> str:
+    scale, unit = (100.0, "%") if pct else (1.0, "")
+    if stat["n"] > 1:
+        return f"{stat['mean'] * scale:.2f}{unit} ± {stat['std'] * scale:.2f}"
+    return f"{stat['mean'] * scale:.4f}{unit}" if not pct else f"{stat['mean'] * scale:.2f}{unit}"
+
+
+def print_results(results: dict) -> None:
+    n = len(results["seeds"])
+    print(f"\nFinal evaluation (BatchNorm in eval mode), {results['n_train']} train / {results['n_test']} "
+          f"test images, {n} seed{'s' if n > 1 else ''}" + (" (mean ± std)" if n > 1 else "") + ":")
+    print(f"{'model':>14}  {'train loss':>16}  {'train acc':>16}  {'test loss':>16}  {'test acc':>16}")
+    rows = list(results["summary"].items()) + list(results["differences"].items())
+    for name, s in rows:
+        print(f"{name:>14}  {_pm(s['train_loss']):>16}  {_pm(s['train_acc'], True):>16}  "
+              f"{_pm(s['test_loss']):>16}  {_pm(s['test_acc'], True):>16}")
+    for run in results["runs"]:
+        print(f"{run['model']:>8} seed {run['seed']}: {run['params']} parameters, "
+              f"training {run['train_images_per_s']:.0f} images/s")
+
+
+def run(args: argparse.Namespace) -> int:
+    from faultdiag.data.mnist import load_mnist
+    from faultdiag.mnist_demo import run_demo
+    from faultdiag.provenance import code_revision, fingerprint, library_versions, machine_info, write_json
+
+    cfg = build_config(args)
+    data_dir = resolve_data_dir(args.data_dir)
+    data = load_mnist(data_dir, download=True)
+    results = run_demo(data, cfg, progress=_Printer(show_bar=not args.no_progress and sys.stderr.isatty()))
+    print_results(results)
+    if args.out is not None:
+        shas = data.file_sha256s()
+        results = {**results, "data": {"dir": str(data_dir), "files_sha256": shas, "fingerprint": fingerprint(shas)},
+                   "code_revision": code_revision(), "versions": library_versions(), "machine": machine_info()}
+        write_json(args.out / "results.json", results)
+        print(f"results written to {args.out / 'results.json'}")
+    return 0
