@@ -1,0 +1,221 @@
+"""DRSN-CW, DRSN-CS, ResNet and ConvNet: one network class, presets, one builder.
+
+``ShrinkageNet``: stem conv -> stages of :class:`~faultdiag.models.blocks.ResidualUnit` (the
+first unit of each stage subsamples by the stage stride) -> BN -> ReLU -> global average
+pooling -> Linear.  The four model names differ only in the unit's ``shrinkage`` and
+``shortcut``:
+
+============  ===========  ==========
+name          shrinkage    shortcut
+============  ===========  ==========
+``drsn-cw``   ``"cw"``     ``"pad"``
+``drsn-cs``   ``"cs"``     ``"pad"``
+``resnet``    ``None``     ``"pad"``
+``convnet``   ``None``     ``None``
+============  ===========  ==========
+
+Presets (``PRESETS``):
+
+* ``paper`` -- Table II of Zhao et al. 2019 (1-D, input 1 x 2048): stem conv 4 kernels of width
+  3, stride 2; three stages of 4 units with 4, 8 and 16 channels, the first unit of each
+  stage with stride 2; BN, ReLU, GAP, Linear.  BatchNorm with PyTorch defaults.
+* ``seed-mnist`` -- the article's Keras demo (2-D, input 1 x 28 x 28): conv 8 (3x3, stride 1)
+  -> one unit of 8 channels with stride 2 -> BN -> ReLU -> GAP -> Linear; Keras BatchNorm
+  semantics (momentum 0.99 = PyTorch 0.01, eps 1e-3).
+* ``wide`` -- ours, not the paper's: a WDCNN-like wide first kernel (64 taps, stride 8; a wide
+  first layer is known to help under heavy noise, Zhang et al., Sensors 2017) and three stages
+  of 2 units with 16, 32 and 64 channels, for harder data such as CWRU under strong noise.
+
+Any preset can be built in 1-D or 2-D (``dims``); kernels are square in 2-D.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from faultdiag.errors import ConfigError
+from faultdiag.models.blocks import ResidualUnit, _check_positive_int, conv_same
+from faultdiag.models.shrinkage import Shrinkage, ThresholdEstimator
+from faultdiag.models.summary import model_summary  # noqa: F401  (part of this module's contract)
+
+MODEL_NAMES = ("drsn-cw", "drsn-cs", "resnet", "convnet")
+
+# name -> (shrinkage, default shortcut)
+_VARIANTS = {
+    "drsn-cw": ("cw", "pad"),
+    "drsn-cs": ("cs", "pad"),
+    "resnet": (None, "pad"),
+    "convnet": (None, None),
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": dict(dims=1, stem_channels=4, stem_kernel=3, stem_stride=2, widths=(4, 8, 16),
+                  units=(4, 4, 4), stage_strides=(2, 2, 2), kernel_size=3, bn_momentum=0.1, bn_eps=1e-5),
+    "seed-mnist": dict(dims=2, stem_channels=8, stem_kernel=3, stem_stride=1, widths=(8,),
+                       units=(1,), stage_strides=(2,), kernel_size=3, bn_momentum=0.01, bn_eps=1e-3),
+    "wide": dict(dims=1, stem_channels=16, stem_kernel=64, stem_stride=8, widths=(16, 32, 64),
+                 units=(2, 2, 2), stage_strides=(2, 2, 2), kernel_size=3, bn_momentum=0.1, bn_eps=1e-5),
+}
+
+# Keywords build_model accepts (besides the name).
+BUILD_KEYWORDS = ("dims", "in_channels", "num_classes", "preset", "widths", "units", "stage_strides",
+                  "kernel_size", "stem_channels", "stem_kernel", "stem_stride", "shortcut",
+                  "bn_momentum", "bn_eps", "seed")
+
+_KERAS_TRUNC_STD = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
+
+
+def keras_he_normal_(weight: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Keras ``he_normal`` in place, with ``torch.nn.init.trunc_normal_``.
+
+    Keras draws from a normal truncated at two standard deviations, with the underlying std
+    ``sqrt(2 / fan_in) / 0.8796...`` so that the drawn weights have std ``sqrt(2 / fan_in)``
+    (``fan_in`` = input channels x kernel taps, or input features).  torch's bounds are absolute,
+    hence ``a, b = -2 sigma, 2 sigma``.
+    """
+    sigma = (2.0 / weight[0].numel()) ** 0.5 / _KERAS_TRUNC_STD
+    return nn.init.trunc_normal_(weight, 0.0, sigma, -2.0 * sigma, 2.0 * sigma, generator=generator)
+
+
+class ShrinkageNet(nn.Module):
+    """A (shrinkage) residual network for signals ``(N, C, L)`` or images ``(N, C, H, W)``.
+
+    Args:
+        dims: 1 or 2.
+        in_channels: C of the input.
+        num_classes: K, the number of logits.
+        stem_channels, stem_kernel, stem_stride: the first convolution.
+        widths, units, stage_strides: per stage, its channels, number of units and the stride of
+            its first unit (the other units have stride 1).
+        kernel_size: of the units' convolutions.
+        shrinkage: ``None``, ``"cw"`` or ``"cs"``; shortcut: ``"pad"``, ``"conv"`` or ``None``.
+        bn_momentum, bn_eps: of every BatchNorm (PyTorch convention).
+        generator: random source of the initial weights.
+
+    ``forward``: ``(N, in_channels, *spatial)`` -> logits ``(N, num_classes)``.
+
+    Weights as in the article's Keras code: convolutions and linear layers He-normal
+    (Keras' truncated form, :func:`keras_he_normal_`), the thresholds' sigmoid layers
+    Glorot-uniform, biases zero, BatchNorm weight 1 and bias 0.
+    """
+
+    def __init__(self, dims: int = 1, in_channels: int = 1, num_classes: int = 10, stem_channels: int = 4,
+                 stem_kernel: int = 3, stem_stride: int = 2, widths: Sequence[int] = (4, 8, 16),
+                 units: Sequence[int] = (4, 4, 4), kernel_size: int = 3, shrinkage: Optional[str] = "cw",
+                 shortcut: Optional[str] = "pad", bn_momentum: float = 0.1, bn_eps: float = 1e-5,
+                 stage_strides: Optional[Sequence[int]] = None, generator: Optional[torch.Generator] = None):
+        super().__init__()
+        stage_strides = tuple(stage_strides) if stage_strides is not None else (2,) * len(widths)
+        _check_net_args(dims, in_channels, num_classes, stem_channels, stem_kernel, stem_stride,
+                        widths, units, stage_strides)
+        self.stem = conv_same(dims, in_channels, stem_channels, stem_kernel, stem_stride)
+        stages: List[nn.Module] = []
+        channels = stem_channels
+        for width, n_units, stride in zip(widths, units, stage_strides):
+            stage = [ResidualUnit(channels if i == 0 else width, width, stride=stride if i == 0 else 1,
+                                  dims=dims, kernel_size=kernel_size, shrinkage=shrinkage, shortcut=shortcut,
+                                  bn_momentum=bn_momentum, bn_eps=bn_eps) for i in range(n_units)]
+            stages.append(nn.Sequential(*stage))
+            channels = width
+        self.stages = nn.Sequential(*stages)
+        self.bn = (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(channels, eps=bn_eps, momentum=bn_momentum)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(channels, num_classes)
+        self._init_weights(generator)
+
+    def _init_weights(self, generator: Optional[torch.Generator]) -> None:
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                    keras_he_normal_(m.weight, generator)
+                    nn.init.zeros_(m.bias)
+            for m in self.modules():
+                if isinstance(m, ThresholdEstimator):  # Keras Dense(sigmoid) default: glorot_uniform
+                    nn.init.xavier_uniform_(m.fc2.weight, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (N, C_in, *spatial)
+        x = self.stages(self.stem(x))                   # (N, C_last, *spatial / total stride)
+        x = self.relu(self.bn(x))
+        x = x.mean(dim=list(range(2, x.dim())))         # (N, C_last), global average pooling
+        return self.fc(x)                               # (N, K)
+
+    def thresholds(self) -> list[torch.Tensor]:
+        """The thresholds of the last forward pass, one tensor per shrinkage unit in order:
+        ``(N, C)`` for DRSN-CW, ``(N, 1)`` for DRSN-CS; empty for ResNet/ConvNet or before any pass."""
+        return [m.last_tau for m in self.modules() if isinstance(m, Shrinkage) and m.last_tau is not None]
+
+
+def _check_net_args(dims, in_channels, num_classes, stem_channels, stem_kernel, stem_stride,
+                    widths, units, stage_strides) -> None:
+    if dims not in (1, 2):
+        raise ConfigError(f"The 'dims' parameter must be 1 or 2; got {dims!r}.")
+    for name, value in (("in_channels", in_channels), ("num_classes", num_classes),
+                        ("stem_channels", stem_channels), ("stem_kernel", stem_kernel),
+                        ("stem_stride", stem_stride)):
+        _check_positive_int(name, value)
+    for name, seq in (("widths", widths), ("units", units), ("stage_strides", stage_strides)):
+        if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence) or len(seq) == 0:
+            raise ConfigError(f"The '{name}' parameter must be a non-empty sequence of positive ints; got {seq!r}.")
+        for value in seq:
+            _check_positive_int(name, value)
+    if not len(widths) == len(units) == len(stage_strides):
+        raise ConfigError(
+            "The 'widths', 'units' and 'stage_strides' parameters must have one entry per stage; "
+            f"got {len(widths)}, {len(units)} and {len(stage_strides)} entries."
+        )
+
+
+def build_model(name: str, **kwargs: Any) -> ShrinkageNet:
+    """Build a model by name from a preset, with explicit keywords overriding the preset.
+
+    Args:
+        name: one of ``MODEL_NAMES``.
+        **kwargs: any of ``BUILD_KEYWORDS``: ``dims`` (default: the preset's), ``in_channels``
+            (1), ``num_classes`` (10), ``preset`` (``"paper"`` for 1-D, ``"seed-mnist"`` for 2-D),
+            the architecture fields of ``PRESETS``, ``shortcut`` (``"pad"``, or ``"conv"``; the
+            ConvNet has none) and ``seed`` (int, initial weights; default: torch's global RNG).
+
+    Returns:
+        A :class:`ShrinkageNet` with ``model.build_kwargs`` (name + resolved keywords) such that
+        ``build_model(**model.build_kwargs)`` rebuilds the same architecture.
+
+    Raises:
+        ConfigError: unknown name, keyword or preset, or an invalid value.
+    """
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"The 'name' parameter must be one of {MODEL_NAMES}; got {name!r}.")
+    unknown = sorted(set(kwargs) - set(BUILD_KEYWORDS))
+    if unknown:
+        raise ConfigError(f"Unknown build_model keyword(s) {unknown}; valid keywords are {BUILD_KEYWORDS}.")
+    resolved = _resolve_kwargs(name, kwargs)
+    seed = resolved.pop("seed")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    arch = {k: v for k, v in resolved.items() if k != "preset"}
+    model = ShrinkageNet(shrinkage=_VARIANTS[name][0], generator=generator, **arch)
+    model.build_kwargs = {"name": name, **resolved, "seed": seed}
+    return model
+
+
+def _resolve_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    preset = kwargs.get("preset")
+    if preset is None:
+        preset = "seed-mnist" if kwargs.get("dims") == 2 else "paper"
+    if preset not in PRESETS:
+        raise ConfigError(f"The 'preset' parameter must be one of {tuple(PRESETS)}; got {preset!r}.")
+    resolved: dict[str, Any] = {"preset": preset, "in_channels": 1, "num_classes": 10, **PRESETS[preset]}
+    resolved["shortcut"] = _VARIANTS[name][1]
+    resolved["seed"] = None
+    resolved.update({k: v for k, v in kwargs.items() if k != "preset"})
+    if name == "convnet" and resolved["shortcut"] is not None:
+        raise ConfigError(f"The 'shortcut' parameter must be None for 'convnet' (it has no identity path); "
+                          f"got {resolved['shortcut']!r}.")
+    if name != "convnet" and resolved["shortcut"] not in ("pad", "conv"):
+        raise ConfigError(f"The 'shortcut' parameter must be 'pad' or 'conv' for {name!r}; got {resolved['shortcut']!r}.")
+    for key in ("widths", "units", "stage_strides"):  # lists: JSON- and checkpoint-friendly
+        if isinstance(resolved[key], (tuple, list)):
+            resolved[key] = list(resolved[key])
+    return resolved
