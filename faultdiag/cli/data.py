@@ -131,10 +131,13 @@ def _simulate(args: argparse.Namespace) -> int:
     if not args.duration_s > 0:
         raise ConfigError(f"The '--duration-s' option must be a positive number; got {args.duration_s}.")
     recordings = simulated_dataset(seed=args.seed, duration_s=args.duration_s)
-    args.out.mkdir(parents=True, exist_ok=True)
+    # One sub-folder per class: the layout `data.source = "files"` reads labels from.
     for i, rec in enumerate(recordings):
-        load = rec.meta.get("load_hp")
-        stem = f"{i:03d}_{rec.label or 'unlabelled'}" + (f"_{load}hp" if load is not None else "")
-        write_recording(rec, args.out / f"{re.sub(r'[^A-Za-z0-9@._-]', '_', stem)}.{args.format}")
-    print(f"{len(recordings)} simulated recording(s) written to {args.out} ({args.format}).", file=sys.stdout)
+        load, severity = rec.meta.get("load_hp"), rec.meta.get("severity")
+        stem = f"{i:03d}_{rec.label}_{load}hp_sev{severity}"
+        folder = args.out / rec.label
+        folder.mkdir(parents=True, exist_ok=True)
+        write_recording(rec, folder / f"{re.sub(r'[^A-Za-z0-9@._-]', '_', stem)}.{args.format}")
+    print(f"{len(recordings)} simulated recording(s) written to {args.out} ({args.format}), "
+          "one sub-folder per class.", file=sys.stdout)
     return 0
