@@ -1,0 +1,119 @@
+"""Speed and memory of ``faultdiag.diagnose`` on long recordings: memory flat in recording length.
+
+Writes long single-channel HDF5 recordings (simulated bearing signal tiled with fresh noise) to a
+temporary folder, then diagnoses each in a fresh child process that reports its own wall time
+(diagnosis only, model already loaded) and peak RSS (``resource.getrusage(RUSAGE_SELF)``). The
+model is the ``paper`` preset (drsn-cw, window 2048) with random weights unless ``--model`` is
+given: speed does not depend on the weights.
+
+    python benchmarks/diagnose_speed.py                # 10 min + 60 min at 12 kHz, 60 min at 48 kHz
+    python benchmarks/diagnose_speed.py --quick        # 1 min + 5 min at 12 kHz, 5 min at 48 kHz
+
+Prints a table and writes benchmarks/results/diagnose_speed.json (with machine info, library
+versions and the code revision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "diagnose_speed.json"
+FULL = ((600, 12000), (3600, 12000), (3600, 48000))
+QUICK = ((60, 12000), (300, 12000), (300, 48000))
+
+_CHILD = """
+import json, resource, sys, time, torch
+torch.set_num_threads(int(sys.argv[3]))
+from faultdiag.diagnose import diagnose, load_predictor
+load_predictor(sys.argv[1])  # warm-up: imports, tracing
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+df = diagnose(sys.argv[1], [sys.argv[2]], batch_size=int(sys.argv[4]), rpm=1797)
+wall = time.perf_counter() - t0
+row = df.iloc[0]
+print(json.dumps({"wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_before_mb": rss0 / 1024, "n_windows": int(row["n_windows"]), "error": row["error"]}))
+"""
+
+
+def make_model(path: Path) -> Path:
+    """A random-weight ``paper`` drsn-cw checkpoint (10 classes, 12 kHz, window 2048)."""
+    import torch
+
+    from faultdiag.checkpoint import save_checkpoint
+    from faultdiag.data.normalize import Standardizer
+    from faultdiag.models.networks import build_model
+    from faultdiag.train import signal_stats
+
+    kwargs = dict(dims=1, in_channels=1, num_classes=10, preset="paper", seed=0)
+    X = np.random.default_rng(0).standard_normal((64, 1, 2048)).astype(np.float32) * 0.1
+    return save_checkpoint(path, model=build_model("drsn-cw", **kwargs).eval(), model_name="drsn-cw", model_kwargs=kwargs,
+                           class_names=[f"c{i}" for i in range(10)], fs_hz=12000.0, window_len=2048, hop=2048,
+                           channels=["DE"], normalizer={"normalize": "global", "standardizer": Standardizer().fit(X).to_dict()},
+                           signal_stats=signal_stats(X), config={}, metrics={})
+
+
+def write_long(path: Path, duration_s: float, fs_hz: int, seed: int = 0) -> Path:
+    """HDF5 ``signal (1, T)`` float32 with ``fs_hz``: a 10 s simulated outer-race recording tiled with fresh noise."""
+    import h5py
+
+    from faultdiag.data.simulate import simulate_recording
+
+    base = simulate_recording("outer_race", duration_s=10, fs_hz=fs_hz, seed=seed).signal[0]
+    rng = np.random.default_rng(seed)
+    n = int(duration_s * fs_hz)
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("signal", shape=(1, n), dtype="float32", chunks=(1, 1 << 16))
+        d.attrs["fs_hz"] = float(fs_hz)
+        d.attrs["channels"] = np.array(["DE"], dtype=h5py.string_dtype())
+        for a in range(0, n, base.size):
+            b = min(n, a + base.size)
+            d[0, a:b] = base[: b - a] + 0.01 * rng.standard_normal(b - a, dtype=np.float32)
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="short recordings (1 and 5 min)")
+    p.add_argument("--model", help="checkpoint to use (default: random-weight paper drsn-cw)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args()
+    from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
+
+    cases = QUICK if args.quick else FULL
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="diagnose_speed_") as tmp:
+        model = Path(args.model) if args.model else make_model(Path(tmp) / "paper.pt")
+        for duration_s, fs_hz in cases:
+            t0 = time.perf_counter()
+            rec = write_long(Path(tmp) / f"rec_{duration_s}s_{fs_hz}.h5", duration_s, fs_hz)
+            write_s = time.perf_counter() - t0
+            out = subprocess.run([sys.executable, "-c", _CHILD, str(model), str(rec), str(args.threads), str(args.batch_size)],
+                                 capture_output=True, text=True, check=True)
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            res.update(duration_s=duration_s, fs_hz=fs_hz, write_s=round(write_s, 1),
+                       signal_s_per_s=duration_s / res["wall_s"])
+            rows.append(res)
+            print(f"{duration_s / 60:5.0f} min @ {fs_hz / 1000:g} kHz: {res['signal_s_per_s']:8.1f} s of signal/s, "
+                  f"wall {res['wall_s']:7.1f} s, peak RSS {res['peak_rss_mb']:6.0f} MB "
+                  f"(after model load {res['rss_before_mb']:.0f} MB), {res['n_windows']} windows", flush=True)
+            rec.unlink()
+    write_json(args.out, {"benchmark": "diagnose_speed", "threads": args.threads, "batch_size": args.batch_size,
+                          "model": args.model or "random-weight drsn-cw paper preset, window 2048, hop 2048",
+                          "results": rows, "machine": machine_info(), "versions": library_versions(),
+                          "revision": code_revision()})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
