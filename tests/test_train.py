@@ -134,3 +134,42 @@ def test_recording_level_noise_has_the_recording_snr():
     noise_power = (noisy - X).pow(2).mean(dim=(1, 2))
     expected = X.pow(2).mean()  # 0 dB against the recording's mean power, the same in every window
     torch.testing.assert_close(noise_power, expected.expand(8), rtol=1e-4, atol=1e-6)
+
+
+def _write_files(root):
+    from faultdiag.data.readers import write_recording
+    from faultdiag.data.recording import Recording
+
+    rng = np.random.default_rng(0)
+    for label in ("healthy", "faulty"):
+        (root / label).mkdir(parents=True)
+        for i in range(2):
+            rec = Recording(rng.standard_normal((1, 4000)).astype(np.float32), 1000.0, ("DE",))
+            write_recording(rec, root / label / f"{label}{i}.csv")
+
+
+def test_load_dataset_files_labels_from_folders_and_csv(tmp_path):
+    from faultdiag.config import DataConfig
+    from faultdiag.data.datasets import load_dataset
+
+    _write_files(tmp_path / "d")
+    ds = load_dataset(DataConfig(source="files", paths=(str(tmp_path / "d"),), fs_hz=1000.0))
+    assert ds.class_names == ("faulty", "healthy") and len(ds.recordings) == 4
+    assert sorted(ds.fingerprint["files"]) == ["faulty0.csv", "faulty1.csv", "healthy0.csv", "healthy1.csv"]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,label\nhealthy0.csv,a\nhealthy1.csv,a\nfaulty0.csv,b\nfaulty1.csv,a\n")
+    ds = load_dataset(DataConfig(source="files", paths=(str(tmp_path / "d"),), labels=str(labels), fs_hz=1000.0))
+    assert [r.label for r in ds.recordings].count("a") == 3
+    from faultdiag.errors import DataError
+
+    with pytest.raises(DataError, match="zzz"):
+        load_dataset(DataConfig(source="files", paths=(str(tmp_path / "d"),), classes=("a", "zzz"), labels=str(labels), fs_hz=1000.0))
+
+
+def test_load_dataset_cwru_fingerprint(cwru_dir):
+    from faultdiag.config import DataConfig
+    from faultdiag.data.datasets import load_dataset
+
+    ds = load_dataset(DataConfig(source="cwru", data_dir=str(cwru_dir), classes=("normal", "IR007"), loads=(0,)))
+    assert ds.class_names == ("normal", "IR007") and {r.label for r in ds.recordings} == {"normal", "IR007"}
+    assert all(len(h) == 64 for h in ds.fingerprint["files"].values()) and len(ds.fingerprint["digest"]) == 16
