@@ -64,6 +64,7 @@ class DemoConfig:
     eval_each_epoch: bool = True
     eval_batch_size: int = 1000
     num_threads: Optional[int] = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -144,13 +145,16 @@ def make_optimizer(model: nn.Module, cfg: DemoConfig) -> torch.optim.Optimizer:
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
                 batch_size: int, l2: float, generator: torch.Generator,
-                on_batch: Optional[Callable[[int, int], None]] = None) -> dict:
+                on_batch: Optional[Callable[[int, int], None]] = None,
+                forward: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> dict:
     """One epoch of shuffled mini-batches, BatchNorm in train mode.
 
-    Args: ``x (N, 1, 28, 28)`` float32, ``y (N,)`` int64.  Returns ``loss`` (mean over batches of
+    Args: ``x (N, 1, 28, 28)`` float32, ``y (N,)`` int64; ``forward``: what computes the logits
+    (default ``model``; e.g. a compiled ``model``).  Returns ``loss`` (mean over batches of
     cross-entropy + L2 penalty, Keras' progress-bar loss), ``ce``, ``acc``, ``seconds``, ``images_per_s``.
     """
     model.train()
+    forward = forward or model
     kernels = regularized_kernels(model)
     n = len(y)
     order = torch.randperm(n, generator=generator)
@@ -161,7 +165,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     for b in range(n_batches):
         idx = order[b * batch_size:(b + 1) * batch_size]
         xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-        logits = model(xb)                                         # (B, K)
+        logits = forward(xb)                                       # (B, K)
         loss = F.cross_entropy(logits, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -195,10 +199,27 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, l2: float, b
     return {"loss": ce + penalty, "ce": ce, "acc": correct / len(y)}
 
 
+class _CompiledOrEager:
+    """``torch.compile(model)`` for training forwards; plain ``model`` if compiling fails."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.compiled = model, torch.compile(model, dynamic=False)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(x)
+            except Exception as exc:  # inductor needs a C++ compiler; any failure -> eager
+                log.warning("torch.compile failed (%s: %s); training in eager mode", type(exc).__name__, exc)
+                self.compiled = None
+        return self.model(x)
+
+
 def train_model(name: str, data: dict, cfg: DemoConfig, seed: int, progress: Optional[Progress] = None) -> dict:
     """Build ``name`` with ``seed``, train it by the protocol, evaluate; returns history and final metrics."""
     model = build_model(name, dims=2, preset=cfg.preset, num_classes=10, units=[cfg.units], seed=seed)
     optimizer = make_optimizer(model, cfg)
+    forward = _CompiledOrEager(model) if cfg.compile else None
     shuffle = torch.Generator().manual_seed(seed)
     history = []
     emit = progress or (lambda event: None)
@@ -208,7 +229,7 @@ def train_model(name: str, data: dict, cfg: DemoConfig, seed: int, progress: Opt
 
         row = {"epoch": epoch, **train_epoch(model, optimizer, data["x_train"], data["y_train"],
                                              batch_size=cfg.batch_size, l2=cfg.l2, generator=shuffle,
-                                             on_batch=on_batch if progress else None)}
+                                             on_batch=on_batch if progress else None, forward=forward)}
         if cfg.eval_each_epoch:
             test = evaluate(model, data["x_test"], data["y_test"], l2=cfg.l2, batch_size=cfg.eval_batch_size)
             row.update({f"test_{k}": v for k, v in test.items()})
@@ -250,7 +271,7 @@ def run_demo(data: MnistData, cfg: DemoConfig = DemoConfig(), progress: Optional
              keep_models: bool = False) -> dict:
     """Run the demo for seeds ``cfg.seed .. cfg.seed + n_seeds - 1``; every model sees the same noisy
     data, initial-weight seed and batch order within a seed.  Returns a JSON-ready dict (config,
-    seeds, runs, summary, differences); with ``keep_models`` each run also holds its trained ``model``.
+    seeds, runs, summary, differences); with ``keep_models`` each run also holds its ``trained_model``.
     """
     old_threads = torch.get_num_threads()
     if cfg.num_threads is not None:
@@ -264,7 +285,7 @@ def run_demo(data: MnistData, cfg: DemoConfig = DemoConfig(), progress: Optional
                 run = train_model(name, tensors, cfg, seed, progress)
                 model = run.pop("model_obj")
                 if keep_models:
-                    run["model"] = model
+                    run["trained_model"] = model
                 runs.append(run)
     finally:
         torch.set_num_threads(old_threads)

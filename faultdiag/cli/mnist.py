@@ -33,6 +33,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--units", type=int, help="residual units (article: 1)")
     p.add_argument("--limit", type=int, help="use only the first N train and test images")
     p.add_argument("--threads", dest="num_threads", type=int, help="torch CPU threads (default: min(2, CPUs))")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the model for training (pays off only for long runs or a warm cache)")
     p.add_argument("--data-dir", type=Path,
                    help=f"MNIST IDX folder (default: ${MNIST_ENV}, else ./data/mnist, downloaded if absent)")
     p.add_argument("--out", type=Path, help="folder for results.json (config, seeds, data fingerprint, revision)")
@@ -71,7 +73,7 @@ def build_config(args: argparse.Namespace):
     from faultdiag.mnist_demo import DemoConfig
 
     options = _read_config_file(args.config) if args.config else {}
-    for name in ("epochs", "n_seeds", "seed", "noise_scale", "units", "limit", "num_threads"):
+    for name in ("epochs", "n_seeds", "seed", "noise_scale", "units", "limit", "num_threads", "compile"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     if args.models is not None:
