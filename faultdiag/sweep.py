@@ -60,26 +60,33 @@ def _snr_id(snr_db: float) -> str:
     return f"{snr_db:g}".replace("-", "m").replace(".", "p")
 
 
-def plan_cells(cfg: RunConfig) -> list[Cell]:
-    """The cells of ``cfg.sweep`` in run order (seed-major so prepared data is reused)."""
-    sw = cfg.sweep
+def _cells_for(cfg: RunConfig, model: str, seed: int) -> list[Cell]:
+    """The cells of one model and seed; each cell's config is the sweep narrowed to that cell."""
+    sw, rep = cfg.sweep, dataclasses.replace
+    one = rep(sw, models=(model,), seeds=(seed,))
+    base = rep(cfg, seed=seed, model=rep(cfg.model, name=model), sweep=one)
+    if sw.protocol == "train-clean":
+        noise = rep(cfg.noise, train="clean", train_snr_db=None)
+        grid = [("clean", None)] + [(k, float(s)) for k in sw.kinds for s in sw.snrs_db]
+        conds = tuple((k, s, a) for a in sw.adabn for k, s in grid)
+        return [Cell(model, f"clean-seed{seed}", seed, rep(base, noise=noise), conds)]
+    mode = cfg.noise.train if cfg.noise.train != "clean" else "fixed"
     cells = []
-    for seed in sw.seeds:
-        for model in sw.models:
-            base = dataclasses.replace(cfg, seed=int(seed), model=dataclasses.replace(cfg.model, name=model))
-            if sw.protocol == "train-clean":
-                noise = dataclasses.replace(cfg.noise, train="clean", train_snr_db=None)
-                conds = tuple((k, s, a) for a in sw.adabn for k, s in [("clean", None)] + [(k, float(s)) for k in sw.kinds for s in sw.snrs_db])
-                cells.append(Cell(model, f"clean-seed{seed}", int(seed), dataclasses.replace(base, noise=noise), conds))
-                continue
-            mode = cfg.noise.train if cfg.noise.train != "clean" else "fixed"
-            for kind in sw.kinds:
-                for snr in sw.snrs_db:
-                    noise = dataclasses.replace(cfg.noise, kind=kind, train=mode, train_snr_db=float(snr))
-                    conds = tuple((kind, float(snr), a) for a in sw.adabn)
-                    cell_id = f"{kind}_{_snr_id(float(snr))}dB-seed{seed}"
-                    cells.append(Cell(model, cell_id, int(seed), dataclasses.replace(base, noise=noise), conds))
+    for kind in sw.kinds:
+        for snr in map(float, sw.snrs_db):
+            noise = rep(cfg.noise, kind=kind, train=mode, train_snr_db=snr)
+            cell_cfg = rep(base, noise=noise, sweep=rep(one, kinds=(kind,), snrs_db=(snr,)))
+            conds = tuple((kind, snr, a) for a in sw.adabn)
+            cells.append(Cell(model, f"{kind}_{_snr_id(snr)}dB-seed{seed}", seed, cell_cfg, conds))
     return cells
+
+
+def plan_cells(cfg: RunConfig) -> list[Cell]:
+    """The cells of ``cfg.sweep`` in run order (seed-major, then model)."""
+    if cfg.sweep.protocol == "train-clean" and cfg.noise.train != "clean":
+        log.warning("protocol train-clean trains on clean windows; noise.train = %r is not used", cfg.noise.train)
+    sw = cfg.sweep
+    return [cell for seed in sw.seeds for model in sw.models for cell in _cells_for(cfg, model, int(seed))]
 
 
 def training_key(cfg: RunConfig) -> dict[str, Any]:
@@ -100,7 +107,8 @@ def _read_result(path: Path) -> dict | None:
     except FileNotFoundError:
         return None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"The sweep result file '{path}' is unreadable ({exc}); delete it to rerun that cell.") from None
+        raise DataError(f"The sweep result file '{path}' is unreadable ({exc}); "
+                        f"delete it to rerun that cell.") from None
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -120,7 +128,9 @@ def _cond_key(kind: str, snr_db: float | None, adabn: bool) -> tuple:
 
 
 class _PreparedCache:
-    """The last prepared data set, keyed by its data config and seed (windows are the expensive part)."""
+    """The last prepared data set, keyed by its data config (windows are the expensive part;
+    :func:`faultdiag.train.prepare` depends on ``cfg.data`` only, so every model, kind and seed
+    of a sweep shares one)."""
 
     def __init__(self) -> None:
         self.key: str | None = None
@@ -129,7 +139,7 @@ class _PreparedCache:
     def get(self, cfg: RunConfig) -> Any:
         from faultdiag.train import prepare
 
-        key = json.dumps([config_to_dict(cfg)["data"], cfg.seed], sort_keys=True)
+        key = json.dumps(config_to_dict(cfg)["data"], sort_keys=True)
         if key != self.key:
             self.key, self.value = None, None  # free the old windows first
             self.value, self.key = prepare(cfg), key
@@ -155,13 +165,15 @@ def _evaluate(model: torch.nn.Module, prepared: Any, cell: Cell, missing: list[t
     return rows
 
 
-def _train_cell(cell: Cell, cell_dir: Path, cache: _PreparedCache, resume: bool, progress: bool) -> tuple[Any, Any, dict]:
+def _train_cell(cell: Cell, cell_dir: Path, cache: _PreparedCache, resume: bool,
+                progress: bool) -> tuple[Any, Any, dict]:
     from faultdiag.train import train_model
 
     prepared = cache.get(cell.config)
     t0 = time.perf_counter()
     result = train_model(cell.config, cell_dir, prepared=prepared, resume=resume, progress=progress)
-    info = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_wall_s": round(time.perf_counter() - t0, 3)}
+    info = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+            "train_wall_s": round(time.perf_counter() - t0, 3)}
     return result.model, prepared, info
 
 
@@ -171,7 +183,8 @@ def _load_cell_model(cell_dir: Path, cfg: RunConfig) -> torch.nn.Module:
     return load_model(cell_dir / "checkpoint.pt")[0]
 
 
-def run_cell(cell: Cell, out_dir: Path, cache: _PreparedCache, *, resume: bool = False, progress: bool = True) -> tuple[dict, str]:
+def run_cell(cell: Cell, out_dir: Path, cache: _PreparedCache, *, resume: bool = False,
+             progress: bool = True) -> tuple[dict, str]:
     """Train (unless finished) and score one cell; return its result dict and what was done:
     ``"trained"``, ``"scored"`` (trained before, new conditions scored) or ``"skipped"``."""
     cell_dir = cell.directory(out_dir)
@@ -188,7 +201,8 @@ def run_cell(cell: Cell, out_dir: Path, cache: _PreparedCache, *, resume: bool =
     if old is None:
         model, prepared, info = _train_cell(cell, cell_dir, cache, resume, progress)
     else:  # trained before; only new conditions to score
-        model, prepared, info = _load_cell_model(cell_dir, cell.config), cache.get(cell.config), {k: old.get(k) for k in ("best_epoch", "epochs_run", "train_wall_s")}
+        model, prepared = _load_cell_model(cell_dir, cell.config), cache.get(cell.config)
+        info = {k: old.get(k) for k in ("best_epoch", "epochs_run", "train_wall_s")}
     for row in _evaluate(model, prepared, cell, missing):
         done[_cond_key(row["kind"], row["snr_db"], row["adabn"])] = row
     result = {
@@ -267,26 +281,33 @@ def _confusion_plots(results: list[dict], out_dir: Path) -> list[str]:
             snr = "clean" if e["snr_db"] is None else f"{_snr_id(e['snr_db'])}dB"
             path = out_dir / f"confusion_{result['model']}_{e['kind']}_{snr}.png"
             classes = list(e["per_class"])  # class names, in index order
-            title = f"{result['model']}, {e['kind']}" + ("" if e["snr_db"] is None else f" {e['snr_db']:g} dB") + f", seed {result['seed']}"
+            level = "" if e["snr_db"] is None else f" {e['snr_db']:g} dB"
+            title = f"{result['model']}, {e['kind']}{level}, seed {result['seed']}"
             report.plot_confusion(e["confusion"], classes, path, title=title)
             written.append(path.name)
     return written
 
 
-def write_reports(df: pd.DataFrame, results: list[dict], cfg: RunConfig, out_dir: Path, *, wall_s: float, n_trained: int) -> dict[str, Path]:
+def write_reports(df: pd.DataFrame, results: list[dict], cfg: RunConfig, out_dir: Path, *,
+                  wall_s: float, n_trained: int) -> dict[str, Path]:
     """``results.csv`` (tidy), ``summary.csv/.md/.json`` (mean ± std over seeds),
     ``accuracy_vs_snr.png``, ``confusion_*.png`` and ``sweep.json`` (provenance)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = report.summary_table(df)
-    fingerprints = {json.dumps(r.get("data_fingerprint"), sort_keys=True, default=str): r.get("data_fingerprint") for r in results}
-    provenance = {"config": config_to_dict(cfg), "seeds": list(cfg.sweep.seeds), "data_fingerprint": list(fingerprints.values()),
+    fingerprints = {json.dumps(r.get("data_fingerprint"), sort_keys=True, default=str): r.get("data_fingerprint")
+                    for r in results}
+    provenance = {"config": config_to_dict(cfg), "seeds": list(cfg.sweep.seeds),
+                  "data_fingerprint": list(fingerprints.values()),
                   "code_revision": code_revision(), "versions": library_versions()}
-    paths = {name: out_dir / name for name in ("results.csv", "summary.csv", "summary.md", "summary.json", "accuracy_vs_snr.png", "sweep.json")}
+    names = ("results.csv", "summary.csv", "summary.md", "summary.json", "accuracy_vs_snr.png", "sweep.json")
+    paths = {name: out_dir / name for name in names}
     _write_csv(df, paths["results.csv"])
     _write_csv(summary, paths["summary.csv"])
     with atomic_write(paths["summary.md"], "w", encoding="utf-8") as fh:
         fh.write(f"# Sweep: protocol {cfg.sweep.protocol}, seeds {list(cfg.sweep.seeds)}\n\n")
-        fh.write(f"Code revision `{provenance['code_revision']}`. Mean ± std (ddof=1) over seeds.\n\n")
+        digests = ", ".join(str((f or {}).get("digest")) for f in provenance["data_fingerprint"])
+        fh.write(f"Code revision `{provenance['code_revision']}`, data fingerprint `{digests}`. "
+                 f"Mean ± std (ddof=1) over seeds; metric in percent of test windows.\n\n")
         fh.write(report.to_markdown(summary))
     write_json(paths["summary.json"], {**provenance, "summary": json.loads(summary.to_json(orient="records"))})
     report.plot_accuracy_vs_snr(df, paths["accuracy_vs_snr.png"])

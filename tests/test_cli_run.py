@@ -15,10 +15,10 @@ device = "cpu"
 
 [data]
 source = "simulated"
-sim_duration_s = 2.0
+sim_duration_s = 1.5
 loads = [0]
 window_len = 256
-hop = 128
+hop = 256
 
 [model]
 name = "drsn-cw"

@@ -20,7 +20,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def tiny_overrides(**extra: str) -> list[str]:
     """A sweep that trains in about a second per cell on simulated data."""
     base = {
-        "data.source": '"simulated"', "data.sim_duration_s": "2.0", "data.window_len": "256", "data.hop": "128",
+        "data.source": '"simulated"', "data.sim_duration_s": "1.5", "data.window_len": "256", "data.hop": "256",
         "data.loads": "[0]", "model.widths": "[4, 4, 4]", "model.units": "[1, 1, 1]", "model.stem_channels": "4",
         "model.kernel_size": "3", "model.stem_kernel": "7", "model.stem_stride": "2",
         "train.epochs": "1", "train.batch_size": "32", "train.threads": "1",

@@ -21,16 +21,14 @@ _DEVICE_HELP = "where to run: auto (CUDA when available, else CPU), cpu or cuda"
 _PROGRESS_HELP = "no progress bars (for logs and CI)"
 
 
-def _common(p: argparse.ArgumentParser, *, out_help: str, seed_help: str, resume: bool) -> None:
+def _common(p: argparse.ArgumentParser, *, out_help: str, seed_help: str, resume_help: str | None) -> None:
     p.add_argument("--config", metavar="TOML", help=_CONFIG_HELP)
     p.add_argument("--out", metavar="DIR", help=out_help)
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides", help=_SET_HELP)
     p.add_argument("--seed", type=int, metavar="N", help=seed_help)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help=_DEVICE_HELP + " (default: the config's device)")
-    if resume:
-        p.add_argument("--resume", action="store_true", help=(
-            "continue an interrupted training from DIR/last.pt (model, optimiser, scheduler and RNG "
-            "states), giving the same result as an uninterrupted run"))
+    if resume_help:
+        p.add_argument("--resume", action="store_true", help=resume_help)
     p.add_argument("--no-progress", action="store_true", help=_PROGRESS_HELP)
 
 
@@ -42,7 +40,9 @@ def register(subparsers: Any) -> None:
         "DIR/train_log.csv, the resolved config and DIR/metrics.json (clean test metrics)."),
         epilog="example: faultdiag train --config configs/quickstart.toml --set model.name=resnet --out runs/resnet")
     _common(p, out_help="output folder (default: runs/train-<config name>)",
-            seed_help="seed of weights, batch order and noise (overrides the config's seed)", resume=True)
+            seed_help="seed of weights, batch order and noise (overrides the config's seed)",
+            resume_help=("continue an interrupted training from DIR/last.pt (model, optimiser and RNG states, "
+                         "epoch), giving the same result as an uninterrupted run; the config must be the same"))
     p.set_defaults(func=_cmd_train)
 
     p = subparsers.add_parser("evaluate", formatter_class=fmt, help="score a checkpoint at a list of SNRs", description=(
@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
         epilog="example: faultdiag evaluate --model runs/resnet/checkpoint.pt --snrs -4 0 4 --kinds gaussian pink --adabn")
     p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint file written by train or sweep")
     _common(p, out_help="output folder (default: <checkpoint folder>/evaluation)",
-            seed_help="seed of the evaluation noise (default: the config's seed)", resume=False)
+            seed_help="seed of the evaluation noise (default: the config's seed)", resume_help=None)
     p.add_argument("--snrs", nargs="+", type=float, metavar="DB", help="SNRs in dB (default: the config's sweep.snrs_db)")
     p.add_argument("--kinds", nargs="+", choices=("gaussian", "laplacian", "pink"), help="noise kinds (default: sweep.kinds)")
     p.add_argument("--adabn", action="store_true", help=(
@@ -71,7 +71,9 @@ def register(subparsers: Any) -> None:
         "accuracy_vs_snr.png, confusion_*.png and sweep.json (config, data fingerprint, revision)."),
         epilog="example: faultdiag sweep --config configs/quickstart.toml --out runs/quick")
     _common(p, out_help="output folder (default: runs/sweep-<config name>)",
-            seed_help="run this one seed instead of sweep.seeds", resume=True)
+            seed_help="run this one seed instead of sweep.seeds",
+            resume_help=("also continue a cell whose training was interrupted from its last.pt (finished "
+                         "cells are always skipped; without --resume an unfinished cell trains afresh)"))
     p.set_defaults(func=_cmd_sweep)
 
 
