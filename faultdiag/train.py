@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 # Tags that derive independent seeds from cfg.seed, one per source of randomness.
 _INIT, _SHUFFLE, _TRAIN_NOISE, _VAL_NOISE = 0, 1, 2, 3
 # Config keys that may differ between an interrupted run and its resumption.
-_RESUME_FREE = ("device", "train.threads", "train.eval_batch_size")
+_RESUME_FREE = ("device", "train.threads", "train.eval_batch_size", "sweep")
 
 
 @dataclass(frozen=True, eq=False)
@@ -330,7 +330,7 @@ def _config_diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "
         a, b, name = saved.get(k), current.get(k), f"{prefix}{k}"
         if isinstance(a, dict) and isinstance(b, dict):
             keys += _config_diff(a, b, f"{name}.")
-        elif a != b and name not in _RESUME_FREE:
+        elif a != b and name not in _RESUME_FREE and name.split(".")[0] not in _RESUME_FREE:
             keys.append(f"{name}: {a!r} -> {b!r}")
     return keys
 
@@ -399,7 +399,7 @@ def train_model(cfg: RunConfig, out_dir: str | os.PathLike, *, prepared: Prepare
             if resume:
                 log.info("no %s to resume from; starting afresh", last_path)
             state = _State(history=[])
-            save_config(cfg, out_dir / "config.toml")
+        save_config(cfg, out_dir / "config.toml")
         while not state.finished and state.epoch < cfg.train.epochs:
             _one_epoch(model, optimizer, cfg, prepared, data, (X_val, y_val), gens, state, device, progress,
                        lambda m: _save_best(ckpt_path, m, build_kwargs, cfg, prepared, _best_metrics(state)))
