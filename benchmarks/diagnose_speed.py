@@ -2,7 +2,7 @@
 
 Writes long single-channel HDF5 recordings (simulated bearing signal tiled with fresh noise) to a
 temporary folder, then diagnoses each in a fresh child process that reports its own wall time
-(diagnosis only, model already loaded) and peak RSS (``resource.getrusage(RUSAGE_SELF)``). The
+(the ``diagnose`` call: checkpoint load, optional TorchScript tracing, reading, inference, envelope) and peak RSS (``resource.getrusage(RUSAGE_SELF)``). The
 model is the ``paper`` preset (drsn-cw, window 2048) with random weights unless ``--model`` is
 given: speed does not depend on the weights.
 
@@ -36,7 +36,8 @@ from faultdiag.diagnose import diagnose, load_predictor
 load_predictor(sys.argv[1])  # warm-up: imports, tracing
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-df = diagnose(sys.argv[1], [sys.argv[2]], batch_size=int(sys.argv[4]), rpm=1797)
+jit = {"auto": None, "on": True, "off": False}[sys.argv[5]]
+df = diagnose(sys.argv[1], [sys.argv[2]], batch_size=int(sys.argv[4]), rpm=1797, jit=jit)
 wall = time.perf_counter() - t0
 row = df.iloc[0]
 print(json.dumps({"wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -86,6 +87,7 @@ def main() -> None:
     p.add_argument("--model", help="checkpoint to use (default: random-weight paper drsn-cw)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="TorchScript tracing (timed)")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args()
     from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
@@ -98,7 +100,7 @@ def main() -> None:
             t0 = time.perf_counter()
             rec = write_long(Path(tmp) / f"rec_{duration_s}s_{fs_hz}.h5", duration_s, fs_hz)
             write_s = time.perf_counter() - t0
-            out = subprocess.run([sys.executable, "-c", _CHILD, str(model), str(rec), str(args.threads), str(args.batch_size)],
+            out = subprocess.run([sys.executable, "-c", _CHILD, str(model), str(rec), str(args.threads), str(args.batch_size), args.jit],
                                  capture_output=True, text=True, check=True)
             res = json.loads(out.stdout.strip().splitlines()[-1])
             res.update(duration_s=duration_s, fs_hz=fs_hz, write_s=round(write_s, 1),
@@ -108,7 +110,7 @@ def main() -> None:
                   f"wall {res['wall_s']:7.1f} s, peak RSS {res['peak_rss_mb']:6.0f} MB "
                   f"(after model load {res['rss_before_mb']:.0f} MB), {res['n_windows']} windows", flush=True)
             rec.unlink()
-    write_json(args.out, {"benchmark": "diagnose_speed", "threads": args.threads, "batch_size": args.batch_size,
+    write_json(args.out, {"benchmark": "diagnose_speed", "threads": args.threads, "batch_size": args.batch_size, "jit": args.jit,
                           "model": args.model or "random-weight drsn-cw paper preset, window 2048, hop 2048",
                           "results": rows, "machine": machine_info(), "versions": library_versions(),
                           "revision": code_revision()})

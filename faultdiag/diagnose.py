@@ -26,17 +26,16 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from faultdiag.bearing import DRIVE_END_6205, FAN_END_6203
-from faultdiag.checkpoint import Checkpoint, load_checkpoint
-from faultdiag.diagnose_stream import (CLIP_SHARE, FLAT_REL, RMS_FAR_FACTOR, SignalChecks, WindowTally,
+from faultdiag.checkpoint import Checkpoint
+from faultdiag.diagnose_model import Predictor, load_predictor, select_rows
+from faultdiag.diagnose_stream import (CLIP_SHARE, FLAT_REL, RMS_FAR_FACTOR, Excerpt, SignalChecks, WindowTally,
                                        iter_windows, resample_blocks, resample_ratio)
 from faultdiag.errors import ConfigError, DataError, FaultdiagError
 
@@ -50,14 +49,7 @@ ENVELOPE_S = 10.0
 MIN_WINDOWS = 5
 FLAT_SHARE = 0.01
 RMS_FAR_SHARE = 0.25
-
-
-@dataclass(frozen=True)
-class Predictor:
-    """A loaded checkpoint and ``predict(X (N, C, L) float32 raw) -> probabilities (N, K)`` numpy."""
-
-    ckpt: Checkpoint
-    predict: Callable[[np.ndarray], np.ndarray]
+JIT_MIN_BYTES = 15_000_000
 
 
 def _check_int(name: str, value: Any, allow_none: bool = False) -> Any:
@@ -74,39 +66,6 @@ def _check_number(name: str, value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
         raise ConfigError(f"The '{name}' parameter must be a positive number; got {value!r}.")
     return float(value)
-
-
-def load_predictor(model_path: str | os.PathLike) -> Predictor:
-    """Load a checkpoint and wrap its network for fast batched inference (eval mode, ``inference_mode``).
-
-    The network is traced and frozen with TorchScript (constant folding, fused kernels; about 3x
-    faster on CPU for the small ``paper`` nets) when the traced outputs match eager ones within
-    1e-4 on a probe batch; otherwise eager mode is used.
-    """
-    ckpt = load_checkpoint(model_path)
-    net = ckpt.build_model().eval()
-    normalizer = ckpt.normalizer
-
-    probe = torch.randn(4, len(ckpt.channels), ckpt.window_len, generator=torch.Generator().manual_seed(0))
-    forward: Callable[[torch.Tensor], torch.Tensor] = net
-    try:
-        with torch.inference_mode():
-            fast = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net, probe)))
-            if torch.allclose(fast(probe), net(probe), atol=1e-4, rtol=1e-4):
-                forward = fast
-            else:
-                log.info("traced model differs from eager; using eager mode")
-    except Exception as exc:  # noqa: BLE001 - any tracing failure only costs speed
-        log.info("could not trace the model (%s); using eager mode", exc)
-
-    def predict(X: np.ndarray) -> np.ndarray:
-        from faultdiag.train import to_model_input
-
-        with torch.inference_mode():
-            logits = forward(to_model_input(torch.from_numpy(X), normalizer))
-            return torch.softmax(logits.float(), dim=1).numpy()
-
-    return Predictor(ckpt, predict)
 
 
 def fault_kind(class_name: str) -> str | None:
@@ -137,59 +96,20 @@ def agreement(predicted: str | None, envelope_fault: str | None, envelope_ran: b
     return "agrees" if envelope_fault == kind else "disagrees"
 
 
-def _select_rows(src: Any, ckpt: Checkpoint, channel: Sequence[str] | None) -> list[int]:
-    """Rows of ``src``'s blocks that feed the model's input channels, in order."""
-    available = list(src.channels)
-    want = len(ckpt.channels)
-    if channel:
-        names = list(channel)
-        if len(names) != want:
-            raise ConfigError(f"The 'channel' parameter must name {want} channel(s), as the model was trained on "
-                              f"{list(ckpt.channels)}; got {names}.")
-        missing = [c for c in names if c not in available]
-        if missing:
-            raise ConfigError(f"{src.source} has no channel {missing} (the 'channel' parameter); its channels are "
-                              f"{available}.")
-    elif all(c in available for c in ckpt.channels):
-        names = list(ckpt.channels)
-    elif len(available) == want:
-        names = available
-        log.info("%s: channels %s used for the model's %s", src.source, available, list(ckpt.channels))
-    else:
-        raise ConfigError(f"{src.source} has channels {available}, not the model's {list(ckpt.channels)}; "
-                          "pick one with the 'channel' parameter (--channel).")
-    return [available.index(c) for c in names]
-
-
-class _Excerpt:
-    """The first ``n`` samples of a 1-D stream."""
-
-    def __init__(self, n: int) -> None:
-        self.n, self.parts, self.have = n, [], 0
-
-    def add(self, x: np.ndarray) -> None:
-        if self.have < self.n:
-            self.parts.append(np.array(x[: self.n - self.have], dtype=np.float32))
-            self.have += self.parts[-1].size
-
-    def value(self) -> np.ndarray:
-        return np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
-
-
 def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, envelope_s):
-    """Read, resample, window and classify one file; returns (source, rows, tally, checks, excerpt)."""
+    """Read, resample, window and classify one file; returns (source, rows, tally, checks, excerpt, (up, down))."""
     from faultdiag.data.readers import open_recording
 
     ckpt = pred.ckpt
     src = open_recording(path, fs_hz=fs_hz)
-    rows = _select_rows(src, ckpt, channel)
+    rows = select_rows(src, ckpt, channel)
     same = math.isclose(src.fs_hz, ckpt.fs_hz, rel_tol=1e-9)
     up, down = (1, 1) if same else resample_ratio(src.fs_hz, ckpt.fs_hz, str(path))
     stats = ckpt.signal_stats or {}
     rms_range = (stats["rms_min"], stats["rms_max"]) if "rms_min" in stats and "rms_max" in stats else None
     flat_rms = FLAT_REL * float(stats.get("rms_median") or 1e-6)
     tally = WindowTally(len(ckpt.class_names), rms_range, flat_rms)
-    checks, excerpt = SignalChecks(), _Excerpt(int(round(envelope_s * src.fs_hz)))
+    checks, excerpt = SignalChecks(), Excerpt(int(round(envelope_s * src.fs_hz)))
     block_len = max(1 << 16, batch_size * hop * down // up)
 
     def model_rate_chunks():
@@ -202,6 +122,15 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
         tally.add_raw(X)
         tally.add_probs(pred.predict(X))
     return src, rows, tally, checks, excerpt, (up, down)
+
+
+def _meta_rpm(meta: dict[str, Any]) -> float | None:
+    """The file's ``rpm`` metadata as a positive float, else ``None``."""
+    try:
+        value = float(np.asarray(meta.get("rpm")).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def _envelope(excerpt: np.ndarray, fs_hz: float, rpm: float | None, bearing: str) -> tuple[dict | None, str]:
@@ -233,6 +162,34 @@ def _warnings(tally: WindowTally, checks: SignalChecks, ckpt: Checkpoint) -> lis
     return out
 
 
+def _row(path: Path, src: Any, rows: list[int], ckpt: Checkpoint, tally: WindowTally, checks: SignalChecks,
+         probs: np.ndarray, resampled: bool) -> dict[str, Any]:
+    """The network's part of a result row: verdict, vote shares, mean probabilities, signal checks."""
+    n = tally.n_windows
+    k = int(np.lexsort((-probs, -tally.votes))[0])  # most votes; ties to the higher mean probability
+    return {
+        "file": str(path), "format": src.format, "fs_hz": src.fs_hz, "resampled_to_hz": ckpt.fs_hz if resampled else None,
+        "channels": ",".join(src.channels[i] for i in rows), "duration_s": checks.n_samples / src.fs_hz,
+        "n_windows": n, "predicted": ckpt.class_names[k], "confidence": float(probs[k]),
+        **{f"share_{c}": float(v) / n for c, v in zip(ckpt.class_names, tally.votes)},
+        **{f"prob_{c}": float(p) for c, p in zip(ckpt.class_names, probs)},
+        "warnings": "; ".join(_warnings(tally, checks, ckpt)),
+        "rms_mean": tally.rms_sum / n, "clipped_share": checks.clipped_share(), "flat_share": tally.n_flat / n,
+    }
+
+
+def _envelope_columns(predicted: str, report: dict | None, note: str, rpm: float | None,
+                      excerpt_s: float) -> dict[str, Any]:
+    """The physics part of a result row."""
+    fault = report["fault"] if report else None
+    return {
+        "rpm": rpm, "envelope_s": excerpt_s, "envelope_fault": fault,
+        **{f"{f}_score": (report["scores"][f] if report else None) for f in ("bpfo", "bpfi", "bsf")},
+        "agreement": agreement(predicted, fault, report is not None), "envelope_note": note,
+        "plot": None, "error": None,
+    }
+
+
 def diagnose_file(path: str | os.PathLike, predictor: Predictor, *, channel: Sequence[str] | None = None,
                   fs_hz: float | None = None, rpm: float | None = None, hop: int | None = None,
                   batch_size: int = DEFAULT_BATCH_SIZE, bearing: str = "de", envelope_s: float = ENVELOPE_S,
@@ -249,29 +206,15 @@ def diagnose_file(path: str | os.PathLike, predictor: Predictor, *, channel: Seq
         raise DataError(f"{path} is too short: {duration_s:.3g} s gives no window of {ckpt.window_len} samples "
                         f"({ckpt.window_len / ckpt.fs_hz:.3g} s at the model's {ckpt.fs_hz:g} Hz).")
     probs = tally.prob_sum / n
-    k = int(np.lexsort((-probs, -tally.votes))[0])  # most votes; ties to the higher mean probability
-    rpm_used = rpm if rpm is not None else src.meta.get("rpm")
-    rpm_used = float(rpm_used) if rpm_used is not None and np.isfinite(rpm_used) else None
+    rpm_used = rpm if rpm is not None else _meta_rpm(src.meta)
     x = excerpt.value()
     report, note = _envelope(x, src.fs_hz, rpm_used, bearing)
-    row: dict[str, Any] = {
-        "file": str(path), "format": src.format, "fs_hz": src.fs_hz, "resampled_to_hz": None if up == down else ckpt.fs_hz,
-        "channels": ",".join(src.channels[i] for i in rows), "duration_s": duration_s, "n_windows": n,
-        "predicted": ckpt.class_names[k], "confidence": float(probs[k]),
-        **{f"share_{c}": float(v) / n for c, v in zip(ckpt.class_names, tally.votes)},
-        **{f"prob_{c}": float(p) for c, p in zip(ckpt.class_names, probs)},
-        "warnings": "; ".join(_warnings(tally, checks, ckpt)),
-        "rms_mean": tally.rms_sum / n, "clipped_share": checks.clipped_share(), "flat_share": tally.n_flat / n,
-        "rpm": rpm_used, "envelope_s": x.size / src.fs_hz,
-        "envelope_fault": report["fault"] if report else None,
-        **{f"{f}_score": (report["scores"][f] if report else None) for f in ("bpfo", "bpfi", "bsf")},
-        "agreement": agreement(ckpt.class_names[k], report["fault"] if report else None, report is not None),
-        "envelope_note": note, "plot": None, "error": None,
-    }
+    row = _row(path, src, rows, ckpt, tally, checks, probs, resampled=up != down)
+    row.update(_envelope_columns(row["predicted"], report, note, rpm_used, x.size / src.fs_hz))
     if plot_dir is not None:
         from faultdiag.diagnose_plot import plot_diagnosis
 
-        out = Path(plot_dir) / f"{path.stem}.png"
+        out = Path(plot_dir) / f"{path.name}.png"
         row["plot"] = str(plot_diagnosis(out, row, x, src.fs_hz, report, ckpt.class_names, BEARINGS[bearing]))
     return row
 
@@ -292,7 +235,8 @@ def _expand(paths: Sequence[str | os.PathLike]) -> list[tuple[str, Path | None, 
 def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[str | os.PathLike], *,
              channel: str | Sequence[str] | None = None, fs_hz: float | None = None, rpm: float | None = None,
              hop: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, plot_dir: str | os.PathLike | None = None,
-             bearing: str = "de", envelope_s: float = ENVELOPE_S, progress: bool = False) -> pd.DataFrame:
+             bearing: str = "de", envelope_s: float = ENVELOPE_S, jit: bool | None = None,
+             progress: bool = False) -> pd.DataFrame:
     """Diagnose recordings with a trained model: one row per recording (see the module docstring).
 
     Args:
@@ -304,9 +248,11 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
         rpm: shaft speed for the envelope check (default: the file's ``rpm`` metadata).
         hop: samples between window starts at the model's rate (default: ``window_len``).
         batch_size: windows per forward pass.
-        plot_dir: write ``<file stem>.png`` per recording there.
+        plot_dir: write ``<file name>.png`` per recording there.
         bearing: ``de`` (CWRU drive end, SKF 6205) or ``fe`` (fan end, SKF 6203).
         envelope_s: seconds at the start of each file used for the envelope check.
+        jit: trace the model with TorchScript (see :func:`load_predictor`); ``None`` does so when
+            the files hold at least ``JIT_MIN_BYTES`` (about 5 min of 12 kHz float32).
         progress: show a progress bar over files.
 
     Returns:
@@ -330,9 +276,12 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
                 envelope_s=_check_number("envelope_s", envelope_s), plot_dir=plot_dir)
     if bearing not in BEARINGS:
         raise ConfigError(f"The 'bearing' parameter must be one of {list(BEARINGS)}; got {bearing!r}.")
-    predictor = load_predictor(model_path)
+    files = _expand(list(paths))
+    if jit is None:
+        jit = sum(p.stat().st_size for _, p, err in files if err is None) >= JIT_MIN_BYTES
+    predictor = load_predictor(model_path, jit=bool(jit))
     rows = []
-    for name, path, error in tqdm(_expand(list(paths)), desc="diagnose", unit="file", disable=not progress):
+    for name, path, error in tqdm(files, desc="diagnose", unit="file", disable=not progress):
         if error is None:
             try:
                 rows.append(diagnose_file(path, predictor, bearing=bearing, **opts))

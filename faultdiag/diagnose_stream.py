@@ -193,3 +193,18 @@ def iter_windows(chunks: Iterator[np.ndarray], window_len: int, hop: int, batch_
         buf = buf[:, n * hop:]
     if n_pending:
         yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+
+
+class Excerpt:
+    """The first ``n`` samples of a 1-D stream."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.parts, self.have = n, [], 0
+
+    def add(self, x: np.ndarray) -> None:
+        if self.have < self.n:
+            self.parts.append(np.array(x[: self.n - self.have], dtype=np.float32))
+            self.have += self.parts[-1].size
+
+    def value(self) -> np.ndarray:
+        return np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)

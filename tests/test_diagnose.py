@@ -21,8 +21,8 @@ from faultdiag.diagnose_stream import CLIP_SHARE, SignalChecks, iter_windows, re
 from faultdiag.errors import ConfigError
 from faultdiag.train import train_model
 
-SIM = ["data.source=simulated", "data.sim_duration_s=4", "data.loads=[0]", "data.window_len=1024", "data.hop=256",
-       "model.preset=wide", "train.epochs=4", "train.batch_size=32", "train.lr=0.01", "train.threads=1", "device=cpu"]
+SIM = ["data.source=simulated", "data.sim_duration_s=6", "data.loads=[0]", "data.window_len=1024", "data.hop=256",
+       "model.preset=wide", "train.epochs=5", "train.batch_size=32", "train.lr=0.01", "train.threads=1", "device=cpu"]
 CLASSES = ("normal", "inner_race", "outer_race", "ball")
 FORMATS = ("csv", "mat", "h5", "npz")
 RPM_LOAD1 = 1772.0
@@ -129,6 +129,14 @@ def test_other_sampling_rate_gives_same_verdict(sim_model, sim_files, tmp_path):
         assert abs(b["confidence"] - a["confidence"]) < 0.05
 
 
+def test_traced_model_matches_eager(sim_model, sim_files):
+    _, paths = sim_files
+    a = diagnose_file(paths["ball"], load_predictor(sim_model), rpm=RPM_LOAD1)
+    b = diagnose_file(paths["ball"], load_predictor(sim_model, jit=True), rpm=RPM_LOAD1)
+    assert a["predicted"] == b["predicted"] and a["n_windows"] == b["n_windows"]
+    np.testing.assert_allclose([b[f"prob_{c}"] for c in CLASSES], [a[f"prob_{c}"] for c in CLASSES], atol=1e-4)
+
+
 def test_hop_sets_window_count(sim_model, sim_files):
     _, paths = sim_files
     row = diagnose_file(paths["normal"], load_predictor(sim_model), hop=256)
@@ -190,7 +198,7 @@ def test_cli_mixed_good_and_bad_files(sim_model, sim_files, tmp_path, capsys):
     assert main([*args[:3], str(paths["ball"]), "--no-progress", "--plot", str(tmp_path / "plots")]) == 0
     out, _ = capsys.readouterr()
     assert "predicted" in out and "ball.npz" in out
-    png = tmp_path / "plots" / "ball.png"
+    png = tmp_path / "plots" / "ball.npz.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

