@@ -278,8 +278,8 @@ def _confusion_plots(results: list[dict], out_dir: Path) -> list[str]:
         noisy = sorted((e for e in evals if e["kind"] != "clean"), key=lambda e: (e["kind"], e["snr_db"]))
         picks = ([noisy[0]] if noisy else []) + [e for e in evals if e["kind"] == "clean"][:1]
         for e in picks:
-            snr = "clean" if e["snr_db"] is None else f"{_snr_id(e['snr_db'])}dB"
-            path = out_dir / f"confusion_{result['model']}_{e['kind']}_{snr}.png"
+            cond = "clean" if e["snr_db"] is None else f"{e['kind']}_{_snr_id(e['snr_db'])}dB"
+            path = out_dir / f"confusion_{result['model']}_{cond}.png"
             classes = list(e["per_class"])  # class names, in index order
             level = "" if e["snr_db"] is None else f" {e['snr_db']:g} dB"
             title = f"{result['model']}, {e['kind']}{level}, seed {result['seed']}"
