@@ -154,7 +154,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     cross-entropy + L2 penalty, Keras' progress-bar loss), ``ce``, ``acc``, ``seconds``, ``images_per_s``.
     """
     model.train()
-    forward = forward or model
+    forward = forward if forward is not None else model
     kernels = regularized_kernels(model)
     n = len(y)
     order = torch.randperm(n, generator=generator)

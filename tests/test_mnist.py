@@ -207,3 +207,18 @@ def dataclasses_equal(a, b) -> bool:
     import dataclasses
 
     return dataclasses.asdict(a) == dataclasses.asdict(b)
+
+
+def test_compile_failure_falls_back_to_eager(synthetic, monkeypatch, caplog):
+    def broken_compile(model, **kwargs):
+        def fail(x):
+            raise RuntimeError("no C++ compiler")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    cfg = DemoConfig(models=("resnet",), epochs=1, limit=100, num_threads=1)
+    eager = run_demo(synthetic, cfg)
+    with caplog.at_level("WARNING"):
+        fallback = run_demo(synthetic, DemoConfig(**{**cfg.__dict__, "compile": True}))
+    assert "torch.compile failed" in caplog.text
+    assert fallback["runs"][0]["final"] == eager["runs"][0]["final"]
