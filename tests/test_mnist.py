@@ -130,7 +130,7 @@ def test_l2_gradient_equals_autograd_of_keras_penalty(name):
     for w, g in zip(kernels, expected):
         assert torch.equal(w.grad, g)  # bit for bit
     penalty = sum(1e-4 * float((w.detach().double() ** 2).sum()) for w in kernels)
-    assert float(l2_penalty(kernels, 1e-4)) == pytest.approx(penalty, rel=1e-6)
+    assert float(l2_penalty(kernels, 1e-4).detach()) == pytest.approx(penalty, rel=1e-6)
 
 
 def test_l2_added_to_data_gradient_matches_penalised_loss():
