@@ -10,7 +10,6 @@ windows (SNR relative to the measured signal) and the result goes through
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import logging
 import os
@@ -150,8 +149,7 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, Any]:
     from faultdiag.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    kwargs = {k: v for k, v in ckpt.model_kwargs.items() if k != "name"}  # build_kwargs may repeat the name
-    return dataclasses.replace(ckpt, model_kwargs=kwargs).build_model(), ckpt
+    return ckpt.build_model(), ckpt
 
 
 def noise_seed(seed: int, kind: str, snr_db: float) -> int:
