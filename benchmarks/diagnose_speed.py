@@ -33,7 +33,7 @@ _CHILD = """
 import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[3]))
 from faultdiag.diagnose import diagnose, load_predictor
-load_predictor(sys.argv[1])  # warm-up: imports, tracing
+load_predictor(sys.argv[1])  # warm-up: imports, first checkpoint load
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 jit = {"auto": None, "on": True, "off": False}[sys.argv[5]]

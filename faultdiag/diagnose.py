@@ -50,6 +50,8 @@ MIN_WINDOWS = 5
 FLAT_SHARE = 0.01
 RMS_FAR_SHARE = 0.25
 JIT_MIN_BYTES = 15_000_000
+MAX_BLOCK_LEN = 1 << 20
+"""Most source samples read (and resampled) at once: bounds memory at high sampling rates."""
 
 
 def _check_int(name: str, value: Any, allow_none: bool = False) -> Any:
@@ -110,7 +112,7 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
     flat_rms = FLAT_REL * float(stats.get("rms_median") or 1e-6)
     tally = WindowTally(len(ckpt.class_names), rms_range, flat_rms)
     checks, excerpt = SignalChecks(), Excerpt(int(round(envelope_s * src.fs_hz)))
-    block_len = max(1 << 16, batch_size * hop * down // up)
+    block_len = min(MAX_BLOCK_LEN, max(1 << 16, batch_size * hop * down // up))
 
     def model_rate_chunks():
         for raw, out in resample_blocks(src, rows, up, down, block_len):

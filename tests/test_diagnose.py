@@ -221,7 +221,6 @@ def test_envelope_check_on_real_cwru(sim_model, cwru_dir):
     assert (df["rpm"] > 1700).all() and (df["envelope_s"] == 10.0).all()
 
 
-@pytest.mark.slow
 def test_cwru_model_diagnoses_held_out_time_regions(cwru_dir, tmp_path):
     """Train on the first 60 % of four CWRU load-0 recordings; diagnose their last 30 %, written as files."""
     from faultdiag.data.cwru import load_cwru
