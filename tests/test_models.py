@@ -97,6 +97,8 @@ def test_shrinkage_properties(mode, dims):
     assert (y[~outside] == 0).all()
     if mode == "cs":  # one threshold shared by every channel
         assert torch.equal(t[:, 0], t[:, -1])
+    with torch.no_grad():  # the in-place inference path gives the same values
+        torch.testing.assert_close(unit(x), y)
 
 
 def test_cs_and_cw_really_differ():
@@ -123,6 +125,14 @@ def test_pooling_uses_absolute_values(mode):
     if mode == "cs":
         expected = expected.mean(1, keepdim=True)
     torch.testing.assert_close(tau, expected)
+
+
+@pytest.mark.parametrize("mode", ["cw", "cs"])
+def test_shrinkage_gradcheck(mode):
+    # Analytic gradients (through x, the thresholds and the estimator) match finite differences.
+    unit = Shrinkage(3, mode).double().eval()
+    x = torch.randn(2, 3, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(5), requires_grad=True)
+    assert torch.autograd.gradcheck(unit, (x,))
 
 
 def test_invalid_shrinkage_mode():
