@@ -245,6 +245,8 @@ def test_builder_errors():
         build_model("resnet", widths=(4, 8))
     with pytest.raises(ConfigError, match="'num_classes'.*got 0"):
         build_model("resnet", num_classes=0)
+    with pytest.raises(ConfigError, match="'bn_momentum'.*got 1.5"):
+        build_model("resnet", bn_momentum=1.5)
 
 
 def test_cli_models_json(capsys):

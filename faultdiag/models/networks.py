@@ -111,6 +111,7 @@ class ShrinkageNet(nn.Module):
         stage_strides = tuple(stage_strides) if stage_strides is not None else (2,) * len(widths)
         _check_net_args(dims, in_channels, num_classes, stem_channels, stem_kernel, stem_stride,
                         widths, units, stage_strides)
+        _check_bn_args(bn_momentum, bn_eps)
         self.stem = conv_same(dims, in_channels, stem_channels, stem_kernel, stem_stride)
         stages: List[nn.Module] = []
         channels = stem_channels
@@ -167,6 +168,14 @@ def _check_net_args(dims, in_channels, num_classes, stem_channels, stem_kernel, 
             "The 'widths', 'units' and 'stage_strides' parameters must have one entry per stage; "
             f"got {len(widths)}, {len(units)} and {len(stage_strides)} entries."
         )
+
+
+def _check_bn_args(bn_momentum: float, bn_eps: float) -> None:
+    if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0 < bn_momentum <= 1:
+        raise ConfigError(f"The 'bn_momentum' parameter must be a number in (0, 1] (PyTorch convention: "
+                          f"Keras momentum 0.99 is 0.01 here); got {bn_momentum!r}.")
+    if isinstance(bn_eps, bool) or not isinstance(bn_eps, (int, float)) or not bn_eps > 0:
+        raise ConfigError(f"The 'bn_eps' parameter must be a positive number; got {bn_eps!r}.")
 
 
 def build_model(name: str, **kwargs: Any) -> ShrinkageNet:
