@@ -20,6 +20,7 @@ model and seed, mean/std over seeds, model differences) and prints nothing.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -183,10 +184,19 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, l2: float, batch_size: int = 1000) -> dict:
-    """Loss (mean cross-entropy + L2 penalty, as Keras' ``evaluate``), ``ce`` and ``acc``, BN in eval mode."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, l2: float, batch_size: int = 1000,
+             batch_stats: bool = False) -> dict:
+    """Loss (mean cross-entropy + L2 penalty, as Keras' ``evaluate``), ``ce`` and ``acc``.
+
+    BatchNorm in eval mode (running statistics), or with ``batch_stats`` normalised by each
+    batch's own statistics (train mode on a copy, so the model's running statistics stay put):
+    what the article's Keras code computes, its learning phase being fixed to 1 when the graph is built.
+    """
     was_training = model.training
-    model.eval()
+    if batch_stats:
+        model = copy.deepcopy(model).train()
+    else:
+        model.eval()
     ce_sum, correct = 0.0, 0
     for start in range(0, len(y), batch_size):
         logits = model(x[start:start + batch_size])
@@ -238,6 +248,8 @@ def train_model(name: str, data: dict, cfg: DemoConfig, seed: int, progress: Opt
         emit({"kind": "epoch", "model": name, "seed": seed, "epochs": cfg.epochs, **row})
     final = {split: evaluate(model, data[f"x_{split}"], data[f"y_{split}"], l2=cfg.l2,
                              batch_size=cfg.eval_batch_size) for split in ("train", "test")}
+    final["test_batch_stats"] = evaluate(model, data["x_test"], data["y_test"], l2=cfg.l2,
+                                         batch_size=cfg.batch_size, batch_stats=True)
     train_s = sum(r["seconds"] for r in history)
     return {"model": name, "seed": seed, "history": history, "final": final, "model_obj": model,
             "params": sum(p.numel() for p in model.parameters()),
@@ -249,11 +261,12 @@ def _mean_std(values: Sequence[float]) -> dict:
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
 
 
-_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_batch_stats_acc")
 
 
 def _flat(run: dict) -> dict:
-    return {f"{split}_{k}": run["final"][split][k] for split in ("train", "test") for k in ("loss", "acc")}
+    return {f"{split}_{k}": run["final"][split][k] for split in ("train", "test", "test_batch_stats")
+            for k in ("loss", "acc")}
 
 
 def summarize(runs: Sequence[dict], models: Sequence[str]) -> tuple[dict, dict]:

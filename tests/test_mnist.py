@@ -222,3 +222,16 @@ def test_compile_failure_falls_back_to_eager(synthetic, monkeypatch, caplog):
         fallback = run_demo(synthetic, DemoConfig(**{**cfg.__dict__, "compile": True}))
     assert "torch.compile failed" in caplog.text
     assert fallback["runs"][0]["final"] == eager["runs"][0]["final"]
+
+
+def test_batch_stat_evaluation_leaves_running_stats_alone(synthetic):
+    from faultdiag.mnist_demo import evaluate
+
+    model = build_model("drsn-cw", dims=2, preset="seed-mnist", seed=0)
+    t = prepare_data(synthetic, 0.5, seed=0, limit=100)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = evaluate(model, t["x_test"], t["y_test"], l2=1e-4, batch_size=50, batch_stats=True)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.training  # mode unchanged (a fresh model is in train mode)
+    running = evaluate(model, t["x_test"], t["y_test"], l2=1e-4)
+    assert batch["ce"] != running["ce"] and 0 <= batch["acc"] <= 1
