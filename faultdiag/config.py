@@ -40,7 +40,9 @@ class DataConfig:
     source's classes.  ``hop`` is the training hop; ``eval_hop`` (None = ``window_len``) the hop of
     validation and test windows.  ``split``: time-region ratios (train, val, test) of every
     recording.  ``normalize``: ``global`` (per-channel standardiser fitted on training windows),
-    ``window`` (z-score of each window) or ``none``.
+    ``window`` (z-score of each window) or ``none``.  ``cache``: an HDF5 cache written by
+    ``faultdiag data cache``; when set, recordings come from it (not from ``source``) and
+    training reads windows from it lazily, batch by batch.
     """
 
     source: str = "simulated"
@@ -58,6 +60,7 @@ class DataConfig:
     normalize: str = "global"
     sim_duration_s: float = 10.0
     sim_seed: int = 0
+    cache: str | None = None
 
     def __post_init__(self) -> None:
         _choice(self, "source", ("simulated", "cwru", "files"))
@@ -73,7 +76,7 @@ class DataConfig:
                 f"The 'data.split' parameter must be three non-negative ratios (train, val, test) "
                 f"summing to 1; got {list(self.split)}."
             )
-        if self.source == "files" and not self.paths:
+        if self.source == "files" and not self.paths and not self.cache:
             raise ConfigError("The 'data.paths' parameter must name at least one file or folder when source = 'files'; got [].")
 
 

@@ -31,7 +31,10 @@ from faultdiag.checkpoint import load_torch_file, save_checkpoint
 from faultdiag.config import RunConfig, config_to_dict, save_config
 from faultdiag.data.noise import add_noise
 from faultdiag.data.windows import WindowSet, split_windows
+from faultdiag.distributed import (SINGLE, DistContext, all_gather_object, all_reduce_sum, check_batch_size,
+                                   init_from_env, shard, shutdown, wrap_model)
 from faultdiag.errors import ConfigError, DataError
+from faultdiag.preflight import check_free_space, check_output_dir, estimate_train_bytes
 from faultdiag.provenance import atomic_write
 from faultdiag.schedules import learning_rate, make_optimizer, set_learning_rate
 
@@ -90,18 +93,28 @@ def derive_seed(seed: int, tag: int) -> int:
 
 def signal_stats(X: np.ndarray) -> dict[str, float]:
     """RMS statistics of raw windows ``X (N, C, L)``: min, 5th percentile, median, 95th percentile, max."""
-    rms = np.sqrt(np.mean(np.asarray(X, dtype=np.float64) ** 2, axis=(1, 2)))
+    return rms_stats(np.sqrt(np.mean(np.asarray(X, dtype=np.float64) ** 2, axis=(1, 2))))
+
+
+def rms_stats(rms: np.ndarray) -> dict[str, float]:
+    """:func:`signal_stats` from the RMS of each window ``(N,)``."""
     q = np.percentile(rms, [0, 5, 50, 95, 100]) if rms.size else [float("nan")] * 5
     return {"rms_min": float(q[0]), "rms_p05": float(q[1]), "rms_median": float(q[2]),
             "rms_p95": float(q[3]), "rms_max": float(q[4]), "n_windows": int(rms.size)}
 
 
 def prepare(cfg: RunConfig) -> Prepared:
-    """Load the data of ``cfg.data``, split it by time region, fit the standardiser on train windows."""
+    """Load the data of ``cfg.data``, split it by time region, fit the standardiser on train windows.
+
+    With ``data.cache`` set the windows stay in the HDF5 cache: ``X`` of each split is a lazy
+    :class:`~faultdiag.data.cache.CachedWindows` and the standardiser is fitted in one streaming pass.
+    """
     from faultdiag.data.datasets import load_dataset
     from faultdiag.data.normalize import Standardizer
 
     d = cfg.data
+    if d.cache:
+        return _prepare_cached(cfg)
     dataset = load_dataset(d)
     splits = split_windows(dataset.recordings, dataset.class_names, d.window_len, d.hop, d.split, d.eval_hop)
     if len(splits["train"]) == 0:
@@ -114,6 +127,38 @@ def prepare(cfg: RunConfig) -> Prepared:
         channels=tuple(dataset.recordings[0].channels), fingerprint=dataset.fingerprint,
         signal_stats=signal_stats(splits["train"].X), normalize=d.normalize,
     )
+
+
+def _prepare_cached(cfg: RunConfig) -> Prepared:
+    from faultdiag.data.cache import cached_splits, streaming_moments
+    from faultdiag.data.normalize import Standardizer
+
+    d = cfg.data
+    splits, info, class_names = cached_splits(d)
+    if len(splits["train"]) == 0:
+        raise DataError(f"No training windows in the cache '{d.cache}' for window_len={d.window_len} "
+                        f"with split {list(d.split)}.")
+    mean, std, rms = streaming_moments(splits["train"].X)
+    standardizer = None
+    if d.normalize == "global":
+        standardizer = Standardizer.from_dict({"per_channel": True, "eps": Standardizer().eps,
+                                               "mean": mean.tolist(), "std": std.tolist()})
+    fp = {**info.fingerprint, "classes": list(class_names), "cache": str(d.cache)}
+    return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], standardizer=standardizer,
+                    class_names=class_names, fs_hz=float(d.fs_hz), window_len=d.window_len, hop=d.hop,
+                    channels=info.channels, fingerprint=fp, signal_stats=rms_stats(rms), normalize=d.normalize)
+
+
+def _is_lazy(ws: Any) -> bool:
+    return not isinstance(ws.X, np.ndarray)
+
+
+def _check_lazy_noise(cfg: RunConfig) -> None:
+    """Windows read lazily from a cache get noise batch by batch: only per-window, fresh noise."""
+    if cfg.noise.train == "fixed" or (cfg.noise.train == "fresh" and cfg.noise.per == "recording"):
+        raise ConfigError(f"Training from a cache (data.cache = {cfg.data.cache!r}) draws noise batch by batch: "
+                          f"use noise.train = 'fresh' or 'clean' with noise.per = 'window'; got noise.train = "
+                          f"{cfg.noise.train!r}, noise.per = {cfg.noise.per!r}.")
 
 
 def _standardizer(norm: Any) -> Any:
@@ -245,59 +290,101 @@ def _inputs(ws: WindowSet, prepared: Prepared, cfg: RunConfig, tag: int) -> torc
 @torch.no_grad()
 def _score(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` in eval mode on inputs ``X (N, C, L)``."""
-    if len(y) == 0:
-        return float("nan"), float("nan")
+    loss_sum, correct, n = _score_sums(model, ((X[i : i + batch_size], y[i : i + batch_size])
+                                               for i in range(0, len(y), batch_size)), device)
+    return (float("nan"), float("nan")) if n == 0 else (loss_sum / n, correct / n)
+
+
+@torch.no_grad()
+def _score_sums(model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+                device: torch.device) -> tuple[float, int, int]:
+    """(summed cross-entropy, correct, count) of ``model`` in eval mode over ``(X (B, C, L), y (B,))`` batches."""
     model.eval()
-    loss_sum, correct = 0.0, 0
-    for i in range(0, len(y), batch_size):
-        logits = model(X[i : i + batch_size].to(device))
-        yb = y[i : i + batch_size].to(device)
+    loss_sum, correct, n = 0.0, 0, 0
+    for xb, yb in batches:
+        logits = model(xb.to(device))
+        yb = yb.to(device)
         loss_sum += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
-    return loss_sum / len(y), correct / len(y)
+        n += len(yb)
+    return loss_sum, correct, n
 
 
-def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Batch bounds; a trailing batch of one window is dropped (BatchNorm needs two)."""
+def _batches(n: int, batch_size: int, world_size: int = 1) -> list[tuple[int, int]]:
+    """Batch bounds; a trailing batch with fewer than two windows per rank is dropped (BatchNorm needs two)."""
     bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    return bounds[:-1] if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1 else bounds
+    short = bounds and bounds[-1][1] - bounds[-1][0] < 2 * world_size
+    return bounds[:-1] if len(bounds) > 1 and short else bounds
 
 
-def _run_epoch(model, optimizer, cfg: RunConfig, prepared: Prepared, data: dict, gens: dict,
-               epoch: int, device: torch.device, progress: bool) -> dict[str, float]:
-    """One pass over the training windows in a seeded random order; returns mean loss and accuracy."""
+def _val_batches(val: dict, cfg: RunConfig, prepared: Prepared, ctx: DistContext) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """This rank's validation batches: slices of precomputed inputs, or windows read from the cache.
+
+    Cached windows get noise from a generator re-seeded for every scoring, so each epoch sees
+    the same validation noise (fixed by seed, as in memory).
+    """
+    bs = cfg.train.eval_batch_size
+    if not val["lazy"]:
+        X, y = val["X"][ctx.rank :: ctx.world_size], val["y"][ctx.rank :: ctx.world_size]
+        yield from ((X[i : i + bs], y[i : i + bs]) for i in range(0, len(y), bs))
+        return
+    idx = np.arange(ctx.rank, len(prepared.val), ctx.world_size)
+    gen = torch.Generator().manual_seed(derive_seed(derive_seed(cfg.seed, _VAL_NOISE), ctx.rank))
+    for i in range(0, len(idx), bs):
+        raw = torch.from_numpy(prepared.val.X[idx[i : i + bs]])
+        if cfg.noise.train != "clean":
+            raw = add_window_noise(raw, cfg.noise.train_snr_db, cfg.noise.kind, "window", None, gen)
+        yield to_model_input(raw, prepared, prepared.normalize), torch.from_numpy(prepared.val.y[idx[i : i + bs]])
+
+
+def _batch_input(data: dict, idx: torch.Tensor, cfg: RunConfig, prepared: Prepared, gens: dict) -> torch.Tensor:
+    """Model input of training windows ``idx``: precomputed, or raw (from memory or the cache) + fresh noise."""
+    if not data["fresh"] and not data["lazy"]:
+        return data["X"][idx]
+    raw = torch.from_numpy(prepared.train.X[idx.numpy()]) if data["lazy"] else data["raw"][idx]
+    if data["fresh"]:
+        raw = add_window_noise(raw, cfg.noise.train_snr_db, cfg.noise.kind, cfg.noise.per,
+                               data["groups"][idx], gens["noise"])
+    return to_model_input(raw, prepared, prepared.normalize)
+
+
+def _run_epoch(net, optimizer, cfg: RunConfig, prepared: Prepared, data: dict, gens: dict,
+               epoch: int, device: torch.device, progress: bool, ctx: DistContext = SINGLE) -> dict[str, float]:
+    """One pass over the training windows in a seeded random order; returns mean loss and accuracy.
+
+    Every rank draws the same order; rank ``r`` trains on its shard of each global batch and the
+    loss is scaled so that DDP's gradient average is the gradient of the global batch mean.
+    """
     from tqdm.auto import tqdm
 
-    model.train()
+    net.train()
     n = len(data["y"])
     perm = torch.randperm(n, generator=gens["shuffle"])
     loss_sum, correct, seen = 0.0, 0, 0
-    bar = tqdm(_batches(n, cfg.train.batch_size), desc=f"{cfg.model.name} epoch {epoch}/{cfg.train.epochs}",
+    bar = tqdm(_batches(n, cfg.train.batch_size, ctx.world_size), desc=f"{cfg.model.name} epoch {epoch}/{cfg.train.epochs}",
                disable=not progress, leave=False, unit="batch")
     for start, stop in bar:
-        idx = perm[start:stop]
-        if data["fresh"]:
-            xb = add_window_noise(data["raw"][idx], cfg.noise.train_snr_db, cfg.noise.kind, cfg.noise.per,
-                                  data["groups"][idx], gens["noise"])
-            xb = to_model_input(xb, prepared, prepared.normalize)
+        idx = shard(perm[start:stop], ctx)
+        xb, yb = _batch_input(data, idx, cfg, prepared, gens).to(device), data["y"][idx].to(device)
+        logits = net(xb)
+        if ctx.enabled:
+            loss = nn.functional.cross_entropy(logits, yb, reduction="sum") * (ctx.world_size / (stop - start))
         else:
-            xb = data["X"][idx]
-        xb, yb = xb.to(device), data["y"][idx].to(device)
-        logits = model(xb)
-        loss = nn.functional.cross_entropy(logits, yb)
+            loss = nn.functional.cross_entropy(logits, yb)
         if not torch.isfinite(loss.detach()):
             raise ConfigError(f"Training diverged: the loss is {float(loss)} in epoch {epoch}; lower 'train.lr' "
                               f"(now {cfg.train.lr}) or set 'train.grad_clip'.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.train.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.train.grad_clip)
         optimizer.step()
-        loss_sum += loss.item() * len(idx)
+        loss_sum += loss.item() * ((stop - start) / ctx.world_size if ctx.enabled else len(idx))
         correct += int((logits.argmax(1) == yb).sum())
         seen += len(idx)
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
     bar.close()
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], ctx, device)
     return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
 
 
@@ -310,14 +397,18 @@ def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
         fh.write(buf.getvalue())
 
 
-def _save_last(path: Path, cfg: RunConfig, model, optimizer, gens: dict, state: _State) -> None:
+def _save_last(path: Path, cfg: RunConfig, model, optimizer, gens: dict, state: _State, ctx: DistContext = SINGLE) -> None:
+    """Rank 0 writes the training state; every rank's noise generator state is gathered into it."""
+    noise_states = all_gather_object(gens["noise"].get_state(), ctx)
+    if not ctx.is_main:
+        return
     payload = {
         "format": "faultdiag-train-state", "config": config_to_dict(cfg), "epoch": state.epoch,
         "best_epoch": state.best_epoch, "best_acc": state.best_acc, "best_loss": state.best_loss,
         "best_state": state.best_state, "history": state.history, "finished": state.finished,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "rng": {"shuffle": gens["shuffle"].get_state(), "noise": gens["noise"].get_state(),
+        "optimizer": optimizer.state_dict(), "world_size": ctx.world_size,
+        "rng": {"shuffle": gens["shuffle"].get_state(), "noise": noise_states[0], "noise_ranks": noise_states,
                 "torch": torch.get_rng_state()},
     }
     with atomic_write(path, "wb") as fh:
@@ -335,7 +426,8 @@ def _config_diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "
     return keys
 
 
-def _restore(path: Path, cfg: RunConfig, model, optimizer, gens: dict, device: torch.device) -> _State:
+def _restore(path: Path, cfg: RunConfig, model, optimizer, gens: dict, device: torch.device,
+             ctx: DistContext = SINGLE) -> _State:
     raw = load_torch_file(path, map_location="cpu")
     if not isinstance(raw, dict) or raw.get("format") != "faultdiag-train-state":
         raise DataError(f"The file '{path}' is not a faultdiag training state (last.pt).")
@@ -343,10 +435,16 @@ def _restore(path: Path, cfg: RunConfig, model, optimizer, gens: dict, device: t
     if diff:
         raise ConfigError(f"Cannot resume from '{path}': the config differs from the interrupted run's "
                           f"({'; '.join(diff)}). Use the same config or a new --out folder.")
-    model.load_state_dict(raw["model"])
-    optimizer.load_state_dict(raw["optimizer"])
+    if int(raw.get("world_size", 1)) != ctx.world_size:
+        raise ConfigError(f"Cannot resume from '{path}': it was written by {raw.get('world_size', 1)} process(es), "
+                          f"this run has {ctx.world_size}. Resume with the same number of processes.")
+    try:
+        model.load_state_dict(raw["model"])
+        optimizer.load_state_dict(raw["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise DataError(f"The training state '{path}' does not fit this model: {str(exc).splitlines()[0]}") from None
     gens["shuffle"].set_state(raw["rng"]["shuffle"])
-    gens["noise"].set_state(raw["rng"]["noise"])
+    gens["noise"].set_state(raw["rng"].get("noise_ranks", [raw["rng"]["noise"]])[ctx.rank])
     torch.set_rng_state(raw["rng"]["torch"])
     log.info("resuming %s after epoch %d", path.parent, raw["epoch"])
     return _State(epoch=raw["epoch"], best_epoch=raw["best_epoch"], best_acc=raw["best_acc"],
@@ -364,6 +462,14 @@ def _save_best(path: Path, model, build_kwargs, cfg: RunConfig, prepared: Prepar
     )
 
 
+def _remove_stale_temps(out_dir: Path) -> None:
+    """Delete temporary files an atomic write left behind when its process was killed."""
+    for name in ("checkpoint.pt", "last.pt", "train_log.csv", "config.toml", "metrics.json"):
+        for tmp in out_dir.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
 def train_model(cfg: RunConfig, out_dir: str | os.PathLike, *, prepared: Prepared | None = None,
                 resume: bool = False, progress: bool = True,
                 on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
@@ -375,36 +481,65 @@ def train_model(cfg: RunConfig, out_dir: str | os.PathLike, *, prepared: Prepare
     Training noise follows ``cfg.noise`` (clean, fixed once by seed, or fresh every batch);
     validation windows get the same kind and SNR of noise, fixed by seed.
     ``on_epoch_end(row)`` is called after each epoch's files are written.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel,
+    each rank trains on its shard of every batch (:mod:`faultdiag.distributed`), metrics are
+    summed over ranks and only rank 0 writes files.  Before any data is loaded the output folder
+    is checked for writability, and before the first epoch the disk for free space.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
+    ctx, device = init_from_env(device)
+    try:
+        check_batch_size(cfg.train.batch_size, ctx)
+        if ctx.is_main:
+            check_output_dir(out_dir)
+        return _train(cfg, out_dir, prepared, resume, progress and ctx.is_main, on_epoch_end, ctx, device)
+    finally:
+        shutdown(ctx)
+
+
+def _train(cfg: RunConfig, out_dir: Path, prepared: Prepared | None, resume: bool, progress: bool,
+           on_epoch_end: Callable | None, ctx: DistContext, device: torch.device) -> TrainResult:
     prepared = prepared if prepared is not None else prepare(cfg)
+    lazy = _is_lazy(prepared.train)
+    if lazy:
+        _check_lazy_noise(cfg)
     ckpt_path, last_path = out_dir / "checkpoint.pt", out_dir / "last.pt"
     with _deterministic(cfg.seed, cfg.train.threads, device):
         model, build_kwargs = _build(cfg, prepared)
         model.to(device)
+        if ctx.is_main:
+            n_values = sum(t.numel() for t in [*model.parameters(), *model.buffers()])
+            check_free_space(out_dir, estimate_train_bytes(n_values, cfg.train.epochs, cfg.train.optimizer), "the training")
+        net = wrap_model(model, ctx, device)
         optimizer = make_optimizer(model.parameters(), cfg.train)
+        noise_seed = derive_seed(cfg.seed, _TRAIN_NOISE)
         gens = {"shuffle": torch.Generator().manual_seed(derive_seed(cfg.seed, _SHUFFLE)),
-                "noise": torch.Generator().manual_seed(derive_seed(cfg.seed, _TRAIN_NOISE))}
+                "noise": torch.Generator().manual_seed(noise_seed if ctx.rank == 0 else derive_seed(noise_seed, ctx.rank))}
         fresh = cfg.noise.train == "fresh"
-        data = {"fresh": fresh, "y": torch.from_numpy(prepared.train.y),
-                "raw": torch.from_numpy(prepared.train.X) if fresh else None,
+        data = {"fresh": fresh, "lazy": lazy, "y": torch.from_numpy(prepared.train.y),
+                "raw": torch.from_numpy(prepared.train.X) if fresh and not lazy else None,
                 "groups": torch.from_numpy(prepared.train.groups),
-                "X": None if fresh else _inputs(prepared.train, prepared, cfg, _TRAIN_NOISE)}
-        X_val, y_val = _inputs(prepared.val, prepared, cfg, _VAL_NOISE), torch.from_numpy(prepared.val.y)
+                "X": None if fresh or lazy else _inputs(prepared.train, prepared, cfg, _TRAIN_NOISE)}
+        val = {"lazy": lazy, "y": torch.from_numpy(prepared.val.y),
+               "X": None if lazy else _inputs(prepared.val, prepared, cfg, _VAL_NOISE)}
         if resume and last_path.is_file():
-            state = _restore(last_path, cfg, model, optimizer, gens, device)
+            state = _restore(last_path, cfg, model, optimizer, gens, device, ctx)
         else:
             if resume:
                 log.info("no %s to resume from; starting afresh", last_path)
             state = _State(history=[])
-        save_config(cfg, out_dir / "config.toml")
+        if ctx.is_main:
+            _remove_stale_temps(out_dir)
+            save_config(cfg, out_dir / "config.toml")
+        save_best = (lambda m: _save_best(ckpt_path, m, build_kwargs, cfg, prepared, _best_metrics(state))) \
+            if ctx.is_main else None
         while not state.finished and state.epoch < cfg.train.epochs:
-            _one_epoch(model, optimizer, cfg, prepared, data, (X_val, y_val), gens, state, device, progress,
-                       lambda m: _save_best(ckpt_path, m, build_kwargs, cfg, prepared, _best_metrics(state)))
-            _write_log(out_dir / "train_log.csv", state.history)
-            _save_last(last_path, cfg, model, optimizer, gens, state)
+            _one_epoch(net, model, optimizer, cfg, prepared, data, val, gens, state, device, progress, save_best, ctx)
+            if ctx.is_main:
+                _write_log(out_dir / "train_log.csv", state.history)
+            _save_last(last_path, cfg, model, optimizer, gens, state, ctx)
             if on_epoch_end is not None:
                 on_epoch_end(state.history[-1])
         model.load_state_dict(state.best_state)
@@ -420,16 +555,22 @@ def _best_metrics(state: _State) -> dict[str, Any]:
             "epochs_run": state.epoch, "finished": state.finished}
 
 
-def _one_epoch(model, optimizer, cfg, prepared, data, val, gens, state: _State, device, progress, save_best) -> None:
-    """Run epoch ``state.epoch + 1``, score it on validation, update best/early stopping in ``state``."""
+def _one_epoch(net, model, optimizer, cfg, prepared, data, val, gens, state: _State, device, progress,
+               save_best, ctx: DistContext = SINGLE) -> None:
+    """Run epoch ``state.epoch + 1``, score it on validation, update best/early stopping in ``state``.
+
+    ``net`` is what trains (``model`` or its DDP wrapper); validation sums are reduced over ranks,
+    so every rank takes the same best/stop decisions.  ``save_best`` is None on ranks other than 0.
+    """
     t0 = time.perf_counter()
     lr = learning_rate(state.epoch, cfg.train)
     set_learning_rate(optimizer, lr)
     epoch = state.epoch + 1
-    row = {"epoch": epoch, "lr": lr, **_run_epoch(model, optimizer, cfg, prepared, data, gens, epoch, device, progress)}
-    val_loss, val_acc = _score(model, val[0], val[1], cfg.train.eval_batch_size, device)
-    improved = (len(val[1]) == 0 or val_acc > state.best_acc
-                or (val_acc == state.best_acc and val_loss < state.best_loss))
+    row = {"epoch": epoch, "lr": lr, **_run_epoch(net, optimizer, cfg, prepared, data, gens, epoch, device, progress, ctx)}
+    sums = _score_sums(model, _val_batches(val, cfg, prepared, ctx), device)
+    loss_sum, correct, n_val = all_reduce_sum(sums, ctx, device)
+    val_loss, val_acc = (loss_sum / n_val, correct / n_val) if n_val else (float("nan"), float("nan"))
+    improved = n_val == 0 or val_acc > state.best_acc or (val_acc == state.best_acc and val_loss < state.best_loss)
     row.update(val_loss=val_loss, val_acc=val_acc, best=improved, time_s=round(time.perf_counter() - t0, 3))
     state.history.append(row)
     state.epoch = epoch
@@ -438,7 +579,7 @@ def _one_epoch(model, optimizer, cfg, prepared, data, val, gens, state: _State, 
         state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     patience = cfg.train.patience
     state.finished = epoch >= cfg.train.epochs or (patience > 0 and epoch - state.best_epoch >= patience)
-    if improved or state.finished:
+    if (improved or state.finished) and save_best is not None:
         current = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(state.best_state)
         save_best(model)

@@ -140,6 +140,7 @@ def _tidy(rows: list[dict], model: str, protocol: str) -> pd.DataFrame:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from faultdiag.config import config_to_dict
+    from faultdiag.distributed import context_from_env
     from faultdiag.evaluate import evaluate_snrs
     from faultdiag.provenance import code_revision, write_json
     from faultdiag.train import train_model
@@ -147,6 +148,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = _load(args)
     out = _out_dir(args, "train")
     result = train_model(cfg, out, resume=args.resume, progress=not args.no_progress)
+    if not context_from_env().is_main:  # torchrun: rank 0 scores and writes the results
+        return 0
     noisy = cfg.noise.train != "clean"
     rows = evaluate_snrs(result.model, result.prepared, kinds=(cfg.noise.kind,),
                          snrs_db=(cfg.noise.train_snr_db,) if noisy else (), seed=cfg.seed, per=cfg.noise.per,
