@@ -38,12 +38,17 @@ CHUNK_LEN = 16384
 CHUNK_CACHE_BYTES = 4 * 2**20
 
 
-def _iter_recordings(data: DataConfig) -> Iterator[Recording]:
-    """Recordings of ``data`` one at a time (``files``: read, channel-picked and resampled per file)."""
+def _iter_recordings(data: DataConfig, class_names: list[str]) -> Iterator[Recording]:
+    """Recordings of ``data`` one at a time (``files``: read, channel-picked and resampled per file).
+
+    ``class_names`` receives the source's class order (for ``files``: sorted labels, after the last file).
+    """
     from faultdiag.data import datasets
 
     if data.source != "files":
-        yield from datasets.load_dataset(data).recordings
+        dataset = datasets.load_dataset(data)
+        class_names += dataset.class_names
+        yield from dataset.recordings
         return
     from faultdiag.data.readers import find_recordings, read_recording
 
@@ -52,10 +57,14 @@ def _iter_recordings(data: DataConfig) -> Iterator[Recording]:
         raise DataError(f"No supported recording files found in data.paths = {list(data.paths)}.")
     labels = datasets._read_labels(data.labels) if data.labels else None
     labels_dir = Path(data.labels).parent if data.labels else None
+    seen: set[str] = set()
     for p in paths:
         rec = datasets._pick_channel(read_recording(p, label=datasets._label_for(Path(p), labels, labels_dir)),
                                      data.channel)
-        yield rec.resample(data.fs_hz) if abs(rec.fs_hz - data.fs_hz) > 1e-6 else rec
+        if not data.classes or rec.label in data.classes:
+            seen.add(str(rec.label))
+            yield rec.resample(data.fs_hz) if abs(rec.fs_hz - data.fs_hz) > 1e-6 else rec
+    class_names += list(data.classes) if data.classes else sorted(seen)
 
 
 def estimate_cache_bytes(data: DataConfig) -> int:
@@ -88,8 +97,10 @@ def build_cache(data: DataConfig, path: str | os.PathLike, *, compression: str =
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
-            labels, channels = _write_recordings(f.create_group("recordings"), data, compression, chunk_len)
+            class_names: list[str] = []
+            labels, channels = _write_recordings(f.create_group("recordings"), data, class_names, compression, chunk_len)
             f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "fs_hz": float(data.fs_hz),
+                            "class_names": json.dumps(class_names),
                             "channels": json.dumps(channels), "labels": json.dumps(labels),
                             "fingerprint": json.dumps(_source_fingerprint(data)), "complete": True})
         os.replace(tmp, path)
@@ -101,10 +112,11 @@ def build_cache(data: DataConfig, path: str | os.PathLike, *, compression: str =
     return path
 
 
-def _write_recordings(group: Any, data: DataConfig, compression: str, chunk_len: int) -> tuple[list[str], list[str]]:
+def _write_recordings(group: Any, data: DataConfig, class_names: list[str], compression: str,
+                      chunk_len: int) -> tuple[list[str], list[str]]:
     labels: list[str] = []
     channels: list[str] | None = None
-    for i, rec in enumerate(_iter_recordings(data)):
+    for i, rec in enumerate(_iter_recordings(data, class_names)):
         if channels is None:
             channels = list(rec.channels)
         elif len(rec.channels) != len(channels):
@@ -143,6 +155,7 @@ class CacheInfo:
     labels: tuple[str, ...]
     lengths: tuple[int, ...]
     fingerprint: dict[str, Any]
+    class_names: tuple[str, ...] = ()
 
 
 def open_cache(path: str | os.PathLike) -> CacheInfo:
@@ -171,7 +184,8 @@ def open_cache(path: str | os.PathLike) -> CacheInfo:
             channels = tuple(json.loads(attrs["channels"]))
             if any(group[f"r{i:06d}"].shape[0] != len(channels) for i in range(len(labels))):
                 raise DataError(f"The cache '{path}' is inconsistent: a recording's channel count differs from the header.")
-            return CacheInfo(path, float(attrs["fs_hz"]), channels, labels, lengths, json.loads(attrs["fingerprint"]))
+            return CacheInfo(path, float(attrs["fs_hz"]), channels, labels, lengths, json.loads(attrs["fingerprint"]),
+                             tuple(json.loads(attrs["class_names"])))
     except DataError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -263,7 +277,7 @@ def cached_splits(data: DataConfig) -> tuple[dict[str, CachedWindowSet], CacheIn
     if abs(info.fs_hz - data.fs_hz) > 1e-6:
         raise ConfigError(f"The cache '{info.path}' holds recordings at {info.fs_hz:g} Hz; data.fs_hz is "
                           f"{data.fs_hz:g}. Rebuild the cache or set data.fs_hz = {info.fs_hz:g}.")
-    class_names = tuple(data.classes) if data.classes else tuple(sorted(set(info.labels)))
+    class_names = tuple(data.classes) if data.classes else info.class_names
     missing = [c for c in class_names if c not in info.labels]
     if missing:
         raise DataError(f"No recording of class(es) {missing} in the cache '{info.path}'; it holds {sorted(set(info.labels))}.")
