@@ -490,11 +490,16 @@ def train_model(cfg: RunConfig, out_dir: str | os.PathLike, *, prepared: Prepare
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
     ctx, device = init_from_env(device)
+    created = not out_dir.exists()
     try:
         check_batch_size(cfg.train.batch_size, ctx)
         if ctx.is_main:
             check_output_dir(out_dir)
         return _train(cfg, out_dir, prepared, resume, progress and ctx.is_main, on_epoch_end, ctx, device)
+    except BaseException:
+        if created and ctx.is_main and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a run that failed before writing anything leaves nothing behind
+        raise
     finally:
         shutdown(ctx)
 
