@@ -105,12 +105,15 @@ def compute_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | 
 
 
 @torch.no_grad()
-def adabn(model: nn.Module, X: torch.Tensor, batch_size: int = 256, device: str | torch.device = "cpu") -> nn.Module:
+def adabn(model: nn.Module, X: torch.Tensor, batch_size: int = 256, device: str | torch.device = "cpu",
+          seed: int = 0) -> nn.Module:
     """AdaBN (Li et al. 2016, used by WDCNN): re-estimate BatchNorm statistics on unlabelled ``X``.
 
     Returns a deep copy of ``model`` in eval mode whose BatchNorm ``running_mean``,
     ``running_var`` and ``num_batches_tracked`` are the cumulative average (``momentum=None``)
-    over the batches of ``X``; every parameter and every other buffer is unchanged, and
+    over batches of ``X`` drawn in a seeded random order (batches of consecutive windows, which
+    come from the same recording, would average within-recording variances and underestimate the
+    population variance); every parameter and every other buffer is unchanged, and
     ``model`` itself is untouched. Only BatchNorm layers run in training mode while adapting
     (dropout etc. stay off).
 
@@ -134,8 +137,9 @@ def adabn(model: nn.Module, X: torch.Tensor, batch_size: int = 256, device: str 
         m.train()
     # Near-equal batches, none of size 1 (BatchNorm on (N, C) features needs N >= 2).
     n_batches = max(1, min(-(-len(X) // batch_size), len(X) // 2))
-    for chunk in torch.tensor_split(X, n_batches):
-        adapted(chunk.to(device, torch.float32))
+    order = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
+    for idx in torch.tensor_split(order, n_batches):
+        adapted(X[idx].to(device, torch.float32))
     for m, momentum in zip(bns, momenta):
         m.momentum = momentum
     return adapted.eval()

@@ -14,6 +14,15 @@ Protocol (the article's Keras programs, reproduced exactly unless an option says
   as Keras does;
 * BatchNorm in train mode while training, eval mode for the final evaluation.
 
+BatchNorm statistics for that evaluation (``bn_stats``): Keras' running averages (momentum 0.99)
+lag far behind the weights after 5 short epochs, which costs DRSN-CW tens of accuracy points in
+eval mode (measured: 24 % running-average vs 77 % population-statistics test accuracy after 2
+epochs).  So by default (``"precise"``) the statistics are re-estimated once after training over
+the (noisy, unlabelled) training images with the final weights -- "precise BatchNorm" -- and the
+model is then scored in eval mode; ``"running"`` keeps the running averages.  Both are always
+reported, and so is the accuracy with per-batch statistics (batches of 100), which is what the
+article's Keras code actually computed: its learning phase is fixed to 1 before the model is built.
+
 ``run_demo`` returns every number (per-epoch history, final train/test loss and accuracy per
 model and seed, mean/std over seeds, model differences) and prints nothing.
 """
@@ -36,12 +45,14 @@ from torch.nn import functional as F
 from faultdiag.data.mnist import MnistData
 from faultdiag.data.noise import add_image_noise
 from faultdiag.errors import ConfigError
+from faultdiag.evaluate import adabn
 from faultdiag.models.networks import MODEL_NAMES, build_model
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict], None]
 DEMO_MODELS = tuple(m for m in MODEL_NAMES if m != "convnet")
+BN_STATS = ("precise", "running")
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ class DemoConfig:
     eval_batch_size: int = 1000
     num_threads: Optional[int] = None
     compile: bool = False
+    bn_stats: str = "precise"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -80,6 +92,8 @@ class DemoConfig:
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
         _check_int("seed", self.seed, minimum=0)
+        if self.bn_stats not in BN_STATS:
+            raise ConfigError(f"The 'bn_stats' parameter must be one of {BN_STATS}; got {self.bn_stats!r}.")
         for name in ("lr", "adam_eps", "l2", "noise_scale", "beta1", "beta2"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -246,9 +260,15 @@ def train_model(name: str, data: dict, cfg: DemoConfig, seed: int, progress: Opt
         history.append(row)
         log.info("%s seed %d epoch %d: %s", name, seed, epoch, row)
         emit({"kind": "epoch", "model": name, "seed": seed, "epochs": cfg.epochs, **row})
+    running = model
+    if cfg.bn_stats == "precise":  # population statistics of the final weights over the train images
+        model = adabn(model, data["x_train"], batch_size=cfg.eval_batch_size)
     final = {split: evaluate(model, data[f"x_{split}"], data[f"y_{split}"], l2=cfg.l2,
                              batch_size=cfg.eval_batch_size) for split in ("train", "test")}
-    final["test_batch_stats"] = evaluate(model, data["x_test"], data["y_test"], l2=cfg.l2,
+    final["test_running_stats"] = (final["test"] if running is model else
+                                   evaluate(running, data["x_test"], data["y_test"], l2=cfg.l2,
+                                            batch_size=cfg.eval_batch_size))
+    final["test_batch_stats"] = evaluate(running, data["x_test"], data["y_test"], l2=cfg.l2,
                                          batch_size=cfg.batch_size, batch_stats=True)
     train_s = sum(r["seconds"] for r in history)
     return {"model": name, "seed": seed, "history": history, "final": final, "model_obj": model,
@@ -261,12 +281,13 @@ def _mean_std(values: Sequence[float]) -> dict:
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
 
 
-_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_batch_stats_acc")
+_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_running_stats_acc",
+            "test_batch_stats_acc")
 
 
 def _flat(run: dict) -> dict:
-    return {f"{split}_{k}": run["final"][split][k] for split in ("train", "test", "test_batch_stats")
-            for k in ("loss", "acc")}
+    return {f"{split}_{k}": run["final"][split][k]
+            for split in ("train", "test", "test_running_stats", "test_batch_stats") for k in ("loss", "acc")}
 
 
 def summarize(runs: Sequence[dict], models: Sequence[str]) -> tuple[dict, dict]:

@@ -101,6 +101,16 @@ def test_adabn_estimates_the_data_statistics():
         adabn(nn.Sequential(bn), X[:1])
 
 
+def test_adabn_variance_is_the_population_variance_for_windows_sorted_by_recording():
+    # Test windows come grouped by recording: batches of consecutive windows would each see one
+    # recording only and average within-recording variances (here 1) instead of the total (~26).
+    torch.manual_seed(0)
+    X = torch.cat([torch.randn(256, 1) - 5.0, torch.randn(256, 1) + 5.0])  # sorted by "recording"
+    out = adabn(nn.Sequential(nn.BatchNorm1d(1)), X, batch_size=64)[0]
+    assert float(out.running_mean) == pytest.approx(float(X.mean()), abs=0.3)
+    assert float(out.running_var) == pytest.approx(float(X.var()), rel=0.1)
+
+
 def test_adabn_is_deterministic_and_handles_remainder_of_one():
     model = _tiny_net()
     X = torch.randn(33, 1, 32)  # 33 = 2*16 + 1: no batch of one may reach BatchNorm

@@ -235,3 +235,15 @@ def test_batch_stat_evaluation_leaves_running_stats_alone(synthetic):
     assert model.training  # mode unchanged (a fresh model is in train mode)
     running = evaluate(model, t["x_test"], t["y_test"], l2=1e-4)
     assert batch["ce"] != running["ce"] and 0 <= batch["acc"] <= 1
+
+
+def test_bn_stats_precise_rescores_and_running_keeps_the_running_averages(synthetic):
+    base = dict(epochs=1, limit=200, num_threads=1, models=("drsn-cw",))
+    precise = run_demo(synthetic, DemoConfig(**base))["runs"][0]["final"]
+    running = run_demo(synthetic, DemoConfig(**base, bn_stats="running"))["runs"][0]["final"]
+    # same training (same seed): the running-average score is the same in both runs
+    assert precise["test_running_stats"] == running["test_running_stats"] == running["test"]
+    # precise statistics are a different (re-estimated) model state
+    assert precise["test"] != precise["test_running_stats"]
+    with pytest.raises(ConfigError, match="bn_stats"):
+        DemoConfig(bn_stats="batch")
