@@ -2,9 +2,12 @@
 
 Writes long single-channel HDF5 recordings (simulated bearing signal tiled with fresh noise) to a
 temporary folder, then diagnoses each in a fresh child process that reports its own wall time
-(the ``diagnose`` call: checkpoint load, optional TorchScript tracing, reading, inference, envelope) and peak RSS (``resource.getrusage(RUSAGE_SELF)``). The
-model is the ``paper`` preset (drsn-cw, window 2048) with random weights unless ``--model`` is
-given: speed does not depend on the weights.
+(the ``diagnose`` call: checkpoint load, reading, inference, envelope) and peak RSS
+(``resource.getrusage(RUSAGE_SELF)``). The models are drsn-cw ``paper`` and ``wide`` presets
+(window 2048) with random weights unless ``--model`` is given: speed does not depend on the
+weights. ``--compare-eager`` also runs each case, in the same loop, with the plain eval-mode
+model instead of the folded inference copy (A/B under the same machine load). The 1-minute
+load average is recorded before each run: the machine is shared.
 
     python benchmarks/diagnose_speed.py                # 10 min + 60 min at 12 kHz, 60 min at 48 kHz
     python benchmarks/diagnose_speed.py --quick        # 1 min + 5 min at 12 kHz, 5 min at 48 kHz
@@ -16,7 +19,9 @@ versions and the code revision).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,6 +37,9 @@ QUICK = ((60, 12000), (300, 12000), (300, 48000))
 _CHILD = """
 import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[3]))
+import faultdiag.diagnose_model as dm
+if sys.argv[6] == "eager":
+    dm._fast = lambda net: net
 from faultdiag.diagnose import diagnose, load_predictor
 load_predictor(sys.argv[1])  # warm-up: imports, first checkpoint load
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -45,8 +53,8 @@ print(json.dumps({"wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUS
 """
 
 
-def make_model(path: Path) -> Path:
-    """A random-weight ``paper`` drsn-cw checkpoint (10 classes, 12 kHz, window 2048)."""
+def make_model(path: Path, preset: str = "paper") -> Path:
+    """A random-weight drsn-cw checkpoint of ``preset`` (10 classes, 12 kHz, window 2048)."""
     import torch
 
     from faultdiag.checkpoint import save_checkpoint
@@ -54,7 +62,7 @@ def make_model(path: Path) -> Path:
     from faultdiag.models.networks import build_model
     from faultdiag.train import signal_stats
 
-    kwargs = dict(dims=1, in_channels=1, num_classes=10, preset="paper", seed=0)
+    kwargs = dict(dims=1, in_channels=1, num_classes=10, preset=preset, seed=0)
     X = np.random.default_rng(0).standard_normal((64, 1, 2048)).astype(np.float32) * 0.1
     return save_checkpoint(path, model=build_model("drsn-cw", **kwargs).eval(), model_name="drsn-cw", model_kwargs=kwargs,
                            class_names=[f"c{i}" for i in range(10)], fs_hz=12000.0, window_len=2048, hop=2048,
@@ -81,13 +89,30 @@ def write_long(path: Path, duration_s: float, fs_hz: int, seed: int = 0) -> Path
     return path
 
 
+def _run_case(model, rec, args, mode, preset, duration_s, fs_hz, write_s) -> dict:
+    """One diagnose run in a fresh child process; its timing row (printed too)."""
+    load = os.getloadavg()[0]
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(model), str(rec), str(args.threads), str(args.batch_size),
+                          args.jit, mode], capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res.update(preset=preset, model_path=mode, duration_s=duration_s, fs_hz=fs_hz, write_s=round(write_s, 1),
+               load_avg_1min_before=load, signal_s_per_s=duration_s / res["wall_s"],
+               windows_per_s=res["n_windows"] / res["wall_s"])
+    print(f"{preset:>6} {mode:>5} {duration_s / 60:4.0f} min @ {fs_hz / 1000:g} kHz: {res['signal_s_per_s']:7.1f} s of "
+          f"signal/s, wall {res['wall_s']:6.1f} s, peak RSS {res['peak_rss_mb']:5.0f} MB (after model load "
+          f"{res['rss_before_mb']:.0f} MB), {res['n_windows']} windows, load {load:.1f}", flush=True)
+    return res
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short recordings (1 and 5 min)")
     p.add_argument("--model", help="checkpoint to use (default: random-weight paper drsn-cw)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--presets", nargs="+", default=["paper", "wide"], choices=("paper", "wide"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="TorchScript tracing (timed)")
+    p.add_argument("--compare-eager", action="store_true", help="also time the unfolded eval-mode model")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args()
     from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
@@ -95,23 +120,18 @@ def main() -> None:
     cases = QUICK if args.quick else FULL
     rows = []
     with tempfile.TemporaryDirectory(prefix="diagnose_speed_") as tmp:
-        model = Path(args.model) if args.model else make_model(Path(tmp) / "paper.pt")
+        models = ({"given": Path(args.model)} if args.model else
+                  {p: make_model(Path(tmp) / f"{p}.pt", p) for p in args.presets})
+        modes = ("eager", "fold") if args.compare_eager else ("fold",)
         for duration_s, fs_hz in cases:
             t0 = time.perf_counter()
             rec = write_long(Path(tmp) / f"rec_{duration_s}s_{fs_hz}.h5", duration_s, fs_hz)
             write_s = time.perf_counter() - t0
-            out = subprocess.run([sys.executable, "-c", _CHILD, str(model), str(rec), str(args.threads), str(args.batch_size), args.jit],
-                                 capture_output=True, text=True, check=True)
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            res.update(duration_s=duration_s, fs_hz=fs_hz, write_s=round(write_s, 1),
-                       signal_s_per_s=duration_s / res["wall_s"])
-            rows.append(res)
-            print(f"{duration_s / 60:5.0f} min @ {fs_hz / 1000:g} kHz: {res['signal_s_per_s']:8.1f} s of signal/s, "
-                  f"wall {res['wall_s']:7.1f} s, peak RSS {res['peak_rss_mb']:6.0f} MB "
-                  f"(after model load {res['rss_before_mb']:.0f} MB), {res['n_windows']} windows", flush=True)
+            for (preset, model), mode in itertools.product(models.items(), modes):
+                rows.append(_run_case(model, rec, args, mode, preset, duration_s, fs_hz, write_s))
             rec.unlink()
     write_json(args.out, {"benchmark": "diagnose_speed", "threads": args.threads, "batch_size": args.batch_size, "jit": args.jit,
-                          "model": args.model or "random-weight drsn-cw paper preset, window 2048, hop 2048",
+                          "model": args.model or "random-weight drsn-cw presets (see rows), window 2048, hop 2048",
                           "results": rows, "machine": machine_info(), "versions": library_versions(),
                           "revision": code_revision()})
     print(f"wrote {args.out}")

@@ -206,5 +206,9 @@ class Excerpt:
             self.parts.append(np.array(x[: self.n - self.have], dtype=np.float32))
             self.have += self.parts[-1].size
 
+    def full(self) -> bool:
+        """Whether all ``n`` samples have arrived."""
+        return self.have >= self.n
+
     def value(self) -> np.ndarray:
         return np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)

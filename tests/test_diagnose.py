@@ -240,3 +240,38 @@ def test_cwru_model_diagnoses_held_out_time_regions(cwru_dir, tmp_path):
     assert df["error"].isna().all()
     truth = [open_recording(p).label for p in paths]
     assert list(df["predicted"]) == truth
+
+
+# --- inference fast path ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, kwargs, shape", [
+    ("drsn-cw", dict(preset="paper"), (5, 1, 512)),
+    ("drsn-cw", dict(preset="wide", in_channels=2), (5, 2, 1000)),
+    ("drsn-cs", dict(preset="paper", kernel_size=4, shortcut="conv"), (5, 1, 333)),
+    ("resnet", dict(preset="paper"), (5, 1, 256)),
+    ("convnet", dict(preset="paper"), (5, 1, 256)),
+    ("drsn-cw", dict(preset="seed-mnist"), (5, 1, 28, 28)),
+])
+def test_folded_inference_net_equals_eval_model(name, kwargs, shape):
+    import torch
+
+    from faultdiag.models.inference import fold_for_inference
+    from faultdiag.models.networks import build_model
+
+    net = build_model(name, seed=0, **kwargs).train()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # non-trivial running statistics and affine parameters in every BatchNorm
+        for _ in range(3):
+            net(3 * torch.randn(*shape, generator=g) + 0.5)
+        for m in net.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.2, 0.2, generator=g)
+    net.eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fast = fold_for_inference(net)
+    x = torch.randn(*shape, generator=g)
+    with torch.inference_mode():
+        ref, out = net(x), fast(x)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # the trained model untouched

@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bearing", choices=("de", "fe"), default="de",
                    help="bearing geometry: de = CWRU drive end SKF 6205 (default), fe = fan end SKF 6203")
     p.add_argument("--hop", type=int, metavar="N", help="samples between windows (default: the window length)")
-    p.add_argument("--batch-size", type=int, default=512, metavar="N", help="windows per forward pass (default 512)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="windows per forward pass (default 256)")
     p.add_argument("--envelope-s", type=float, default=10.0, metavar="S",
                    help="seconds at the start of each file used for the envelope check (default 10)")
     out = p.add_mutually_exclusive_group()
