@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
             "says which bearing fault frequency (BPFO, BPFI, BSF) stands out and whether it agrees.\n"
             "Recordings are streamed: memory stays bounded whatever their length.\n"
             "Exit status: 0 all diagnosed, 1 some files failed (listed on stderr), 2 usage error."),
-        epilog="example: faultdiag diagnose --model runs/quick/checkpoint.pt data/week42/ --rpm 1797 --plot plots/")
+        epilog="example: faultdiag diagnose --model runs/quick/cells/drsn-cw/clean-seed0/checkpoint.pt data/week42/ --rpm 1797 --plot plots/")
     p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by train or sweep")
     p.add_argument("paths", nargs="+", metavar="PATH", help="recording files or folders (CSV, MAT, HDF5, .npy, .npz)")
     p.add_argument("--channel", action="append", metavar="NAME",
