@@ -118,6 +118,7 @@ class ModelConfig:
     stem_kernel: int | None = None
     stem_stride: int | None = None
     stem_channels: int | None = None
+    stem_dropout: float | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``build_model(name, ...)``: the preset and every override set."""

@@ -225,6 +225,27 @@ def test_presets_and_overrides():
     assert build_model("resnet", shortcut="conv").stages[0][0].shortcut == "conv"
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_stem_dropout_acts_in_training_only(dims):
+    plain = _model("drsn-cw", dims, "paper" if dims == 1 else "seed-mnist")
+    drop = _model("drsn-cw", dims, "paper" if dims == 1 else "seed-mnist", stem_dropout=0.5)
+    assert drop.build_kwargs["stem_dropout"] == 0.5 and "stem_dropout" not in plain.build_kwargs
+    drop.load_state_dict(plain.state_dict())            # no weights of its own
+    x = torch.randn(4, *INPUT[dims])
+    plain.eval(), drop.eval()
+    torch.testing.assert_close(drop(x), plain(x))       # identity in eval mode
+    drop.train()
+    stem = drop.stem_drop(drop.stem(x))
+    zeros = (stem == 0).float().mean().item()
+    assert 0.35 < zeros < 0.65                          # about half of the stem outputs dropped
+    assert not torch.equal(drop(x), drop(x))            # stochastic while training
+    rebuilt = build_model(**drop.build_kwargs)
+    assert isinstance(rebuilt.stem_drop, torch.nn.Dropout) and rebuilt.stem_drop.p == 0.5
+    for bad in (-0.1, 1.0, "0.3", True):
+        with pytest.raises(ConfigError, match=f"'stem_dropout'.*got {bad!r}"):
+            build_model("resnet", stem_dropout=bad)
+
+
 def test_seed_mnist_summary_by_hand():
     counts = model_summary(build_model("drsn-cw", dims=2), (1, 28, 28))
     macs = 28 * 28 * 8 * 9 + 2 * (14 * 14 * 8 * 8 * 9) + 8 * 8 + 8 * 8 + 8 * 10

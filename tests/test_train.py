@@ -105,6 +105,20 @@ def test_resume_after_interruption_equals_uninterrupted(run_a, prepared, tmp_pat
         train_model(_cfg("train.lr=0.1"), tmp_path, prepared=prepared, resume=True, progress=False)
 
 
+def test_stem_dropout_training_is_seeded_and_resumes_exactly(prepared, tmp_path):
+    cfg = _cfg("model.stem_dropout=0.3", "train.epochs=2")
+    full = train_model(cfg, tmp_path / "full", prepared=prepared, progress=False)
+    again = train_model(cfg, tmp_path / "again", prepared=prepared, progress=False)
+    assert _rows(again.history) == _rows(full.history)
+    with pytest.raises(_Interrupt):
+        train_model(cfg, tmp_path / "cut", prepared=prepared, progress=False, on_epoch_end=_stop_after_first)
+    resumed = train_model(cfg, tmp_path / "cut", prepared=prepared, resume=True, progress=False)
+    assert _rows(resumed.history) == _rows(full.history)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    assert load_checkpoint(tmp_path / "full" / "checkpoint.pt").model_kwargs["stem_dropout"] == 0.3
+
+
 def test_learning_rate_schedules():
     step = TrainConfig(lr=0.1, schedule="step", epochs=10)
     assert [round(learning_rate(e, step), 6) for e in range(10)] == [0.1] * 4 + [0.01] * 4 + [0.001] * 2

@@ -1,6 +1,6 @@
 """DRSN-CW, DRSN-CS, ResNet and ConvNet: one network class, presets, one builder.
 
-``ShrinkageNet``: stem conv -> stages of :class:`~faultdiag.models.blocks.ResidualUnit` (the
+``ShrinkageNet``: stem conv (-> dropout, if ``stem_dropout`` > 0) -> stages of :class:`~faultdiag.models.blocks.ResidualUnit` (the
 first unit of each stage subsamples by the stage stride) -> BN -> ReLU -> global average
 pooling -> Linear.  The four model names differ only in the unit's ``shrinkage`` and
 ``shortcut``:
@@ -27,6 +27,13 @@ Presets (``PRESETS``):
   of 2 units with 16, 32 and 64 channels, for harder data such as CWRU under strong noise.
 
 Any preset can be built in 1-D or 2-D (``dims``); kernels are square in 2-D.
+
+``stem_dropout`` (default 0, off in every preset) zeroes each output of the stem convolution
+with that probability while training (inverted dropout; the identity in eval mode).  It keeps
+the network from leaning on any single band the first-layer filters pass, which makes a model
+trained on clean signals degrade more gracefully under broadband noise -- the idea of dropout on
+the first layer of Zhang et al.'s TICNN (Mech. Syst. Signal Process. 2018).  It has no weights, so
+checkpoints and the folded inference model are the same with or without it.
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # Keywords build_model accepts (besides the name).
 BUILD_KEYWORDS = ("dims", "in_channels", "num_classes", "preset", "widths", "units", "stage_strides",
-                  "kernel_size", "stem_channels", "stem_kernel", "stem_stride", "shortcut",
+                  "kernel_size", "stem_channels", "stem_kernel", "stem_stride", "stem_dropout", "shortcut",
                   "bn_momentum", "bn_eps", "seed")
 
 _KERAS_TRUNC_STD = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
@@ -88,6 +95,7 @@ class ShrinkageNet(nn.Module):
         in_channels: C of the input.
         num_classes: K, the number of logits.
         stem_channels, stem_kernel, stem_stride: the first convolution.
+        stem_dropout: probability in [0, 1) of zeroing each stem output while training (0: none).
         widths, units, stage_strides: per stage, its channels, number of units and the stride of
             its first unit (the other units have stride 1).
         kernel_size: of the units' convolutions.
@@ -106,13 +114,16 @@ class ShrinkageNet(nn.Module):
                  stem_kernel: int = 3, stem_stride: int = 2, widths: Sequence[int] = (4, 8, 16),
                  units: Sequence[int] = (4, 4, 4), kernel_size: int = 3, shrinkage: Optional[str] = "cw",
                  shortcut: Optional[str] = "pad", bn_momentum: float = 0.1, bn_eps: float = 1e-5,
-                 stage_strides: Optional[Sequence[int]] = None, generator: Optional[torch.Generator] = None):
+                 stage_strides: Optional[Sequence[int]] = None, stem_dropout: float = 0.0,
+                 generator: Optional[torch.Generator] = None):
         super().__init__()
         stage_strides = tuple(stage_strides) if stage_strides is not None else (2,) * len(widths)
         _check_net_args(dims, in_channels, num_classes, stem_channels, stem_kernel, stem_stride,
                         widths, units, stage_strides)
         _check_bn_args(bn_momentum, bn_eps)
+        _check_dropout(stem_dropout)
         self.stem = conv_same(dims, in_channels, stem_channels, stem_kernel, stem_stride)
+        self.stem_drop = nn.Dropout(stem_dropout) if stem_dropout > 0 else nn.Identity()
         stages: List[nn.Module] = []
         channels = stem_channels
         for width, n_units, stride in zip(widths, units, stage_strides):
@@ -139,7 +150,7 @@ class ShrinkageNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (N, C_in, *spatial)
-        x = self.stages(self.stem(x))                   # (N, C_last, *spatial / total stride)
+        x = self.stages(self.stem_drop(self.stem(x)))   # (N, C_last, *spatial / total stride)
         x = self.relu(self.bn(x))
         x = x.mean(dim=list(range(2, x.dim())))         # (N, C_last), global average pooling
         return self.fc(x)                               # (N, K)
@@ -178,6 +189,11 @@ def _check_bn_args(bn_momentum: float, bn_eps: float) -> None:
         raise ConfigError(f"The 'bn_eps' parameter must be a positive number; got {bn_eps!r}.")
 
 
+def _check_dropout(p: float) -> None:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise ConfigError(f"The 'stem_dropout' parameter must be a number in [0, 1); got {p!r}.")
+
+
 def build_model(name: str, **kwargs: Any) -> ShrinkageNet:
     """Build a model by name from a preset, with explicit keywords overriding the preset.
 
@@ -185,7 +201,7 @@ def build_model(name: str, **kwargs: Any) -> ShrinkageNet:
         name: one of ``MODEL_NAMES``.
         **kwargs: any of ``BUILD_KEYWORDS``: ``dims`` (default: the preset's), ``in_channels``
             (1), ``num_classes`` (10), ``preset`` (``"paper"`` for 1-D, ``"seed-mnist"`` for 2-D),
-            the architecture fields of ``PRESETS``, ``shortcut`` (``"pad"``, or ``"conv"``; the
+            the architecture fields of ``PRESETS``, ``stem_dropout`` (0), ``shortcut`` (``"pad"``, or ``"conv"``; the
             ConvNet has none) and ``seed`` (int, initial weights; default: torch's global RNG).
 
     Returns:
