@@ -36,7 +36,9 @@ class DataConfig:
 
     ``source``: ``simulated`` (the bearing simulator), ``cwru`` (the CWRU .mat files in
     ``data_dir``) or ``files`` (``paths``; labels from the ``labels`` CSV with columns
-    ``file,label`` or else from each file's parent folder name).  ``classes`` empty = all of the
+    ``file,label`` or else from each file's parent folder name); ``source_fs_hz``: the sampling
+    rate of those files that state none (CSV without a time column, bare ``.npy``; None = such a
+    file is an error), every file then resampled to ``fs_hz``.  ``classes`` empty = all of the
     source's classes.  ``hop`` is the training hop; ``eval_hop`` (None = ``window_len``) the hop of
     validation and test windows.  ``split``: time-region ratios (train, val, test) of every
     recording.  ``normalize``: ``global`` (per-channel standardiser fitted on training windows),
@@ -53,6 +55,7 @@ class DataConfig:
     loads: tuple[int, ...] = (0, 1, 2, 3)
     channel: str = "DE"
     fs_hz: float = 12000.0
+    source_fs_hz: float | None = None
     window_len: int = 2048
     hop: int = 256
     eval_hop: int | None = None
@@ -70,6 +73,8 @@ class DataConfig:
         if self.eval_hop is not None:
             _positive(self, "eval_hop")
         _positive(self, "fs_hz")
+        if self.source_fs_hz is not None:
+            _positive(self, "source_fs_hz")
         _positive(self, "sim_duration_s")
         if len(self.split) != 3 or min(self.split) < 0 or not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
             raise ConfigError(

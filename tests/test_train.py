@@ -181,6 +181,25 @@ def test_load_dataset_files_labels_from_folders_and_csv(tmp_path):
         load_dataset(DataConfig(source="files", paths=(str(tmp_path / "d"),), classes=("a", "zzz"), labels=str(labels), fs_hz=1000.0))
 
 
+def test_files_without_a_rate_need_source_fs_hz(tmp_path):
+    from faultdiag.config import DataConfig
+    from faultdiag.data.datasets import load_dataset
+
+    for label in ("a", "b"):  # bare columns: no time column, so no stated rate
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            np.savetxt(tmp_path / label / f"r{i}.csv", np.random.default_rng(i).standard_normal((4000, 1)),
+                       header="DE", comments="")
+    base = dict(source="files", paths=(str(tmp_path),), fs_hz=1000.0)
+    with pytest.raises(ConfigError, match=r"r0\.csv does not state its sampling rate.*data\.source_fs_hz"):
+        load_dataset(DataConfig(**base))
+    ds = load_dataset(DataConfig(**base, source_fs_hz=2000.0))   # read at 2 kHz, resampled to 1 kHz
+    assert [r.n_samples for r in ds.recordings] == [2000] * 4 and ds.recordings[0].fs_hz == 1000.0
+    assert ds.fingerprint["source_fs_hz"] == 2000.0
+    with pytest.raises(ConfigError, match="'data.source_fs_hz'.*positive.*-1"):
+        DataConfig(**base, source_fs_hz=-1.0)
+
+
 def test_load_dataset_cwru_fingerprint(cwru_dir):
     from faultdiag.config import DataConfig
     from faultdiag.data.datasets import load_dataset

@@ -50,7 +50,7 @@ def _iter_recordings(data: DataConfig, class_names: list[str]) -> Iterator[Recor
         class_names += dataset.class_names
         yield from dataset.recordings
         return
-    from faultdiag.data.readers import find_recordings, read_recording
+    from faultdiag.data.readers import find_recordings
 
     paths = find_recordings(list(data.paths))
     if not paths:
@@ -59,8 +59,7 @@ def _iter_recordings(data: DataConfig, class_names: list[str]) -> Iterator[Recor
     labels_dir = Path(data.labels).parent if data.labels else None
     seen: set[str] = set()
     for p in paths:
-        rec = datasets._pick_channel(read_recording(p, label=datasets._label_for(Path(p), labels, labels_dir)),
-                                     data.channel)
+        rec = datasets.read_file(p, data, datasets._label_for(Path(p), labels, labels_dir))
         if not data.classes or rec.label in data.classes:
             seen.add(str(rec.label))
             yield rec.resample(data.fs_hz) if abs(rec.fs_hz - data.fs_hz) > 1e-6 else rec
@@ -142,7 +141,10 @@ def _source_fingerprint(data: DataConfig) -> dict[str, Any]:
     from faultdiag.data.readers import find_recordings
 
     paths = find_recordings([data.data_dir] if data.source == "cwru" else list(data.paths))
-    return datasets._file_fingerprint(data.source, paths)
+    fp = datasets._file_fingerprint(data.source, paths)
+    if data.source == "files" and data.source_fs_hz is not None:
+        fp["source_fs_hz"] = data.source_fs_hz
+    return fp
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,24 @@ def _pick_channel(rec: Recording, channel: str) -> Recording:
     )
 
 
+def read_file(path: str | Path, data: DataConfig, label: str) -> Recording:
+    """One recording of ``data.paths``, its ``data.channel`` picked; a file that states no sampling
+    rate (a CSV without a time column, a bare ``.npy``) is read at ``data.source_fs_hz`` if set."""
+    from faultdiag.data.readers import read_recording
+    from faultdiag.data.readers_source import MissingRateError
+
+    try:
+        rec = read_recording(path, label=label)
+    except MissingRateError:
+        if data.source_fs_hz is None:
+            raise ConfigError(f"{path} does not state its sampling rate; set 'data.source_fs_hz' to the rate "
+                              f"of such files (e.g. --set data.source_fs_hz=25600).") from None
+        rec = read_recording(path, label=label, fs_hz=data.source_fs_hz)
+    return _pick_channel(rec, data.channel)
+
+
 def _files(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, Any]]:
-    from faultdiag.data.readers import find_recordings, read_recording
+    from faultdiag.data.readers import find_recordings
 
     paths = find_recordings(list(data.paths))
     if not paths:
@@ -145,11 +161,13 @@ def _files(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, 
     labels_dir = Path(data.labels).parent if data.labels else None
     recs = []
     for p in paths:
-        rec = read_recording(p, label=_label_for(Path(p), labels, labels_dir))
-        rec = _pick_channel(rec, data.channel)
+        rec = read_file(p, data, _label_for(Path(p), labels, labels_dir))
         if abs(rec.fs_hz - data.fs_hz) > 1e-6:
             log.info("resampling %s from %g Hz to %g Hz", rec.name, rec.fs_hz, data.fs_hz)
             rec = rec.resample(data.fs_hz)
         recs.append(rec)
     classes = sorted({r.label for r in recs})
-    return recs, classes, _file_fingerprint("files", paths)
+    fp = _file_fingerprint("files", paths)
+    if data.source_fs_hz is not None:
+        fp["source_fs_hz"] = data.source_fs_hz
+    return recs, classes, fp

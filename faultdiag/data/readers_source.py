@@ -133,10 +133,15 @@ def check_fs_param(fs_hz: Any) -> float | None:
     return float(fs_hz)
 
 
+class MissingRateError(ConfigError):
+    """The file states no sampling rate and the caller gave none."""
+
+
 def resolve_fs(path: Any, file_fs_hz: float | None, fs_hz: float | None, what: str) -> float:
-    """The sampling rate: the file's, else the caller's; ConfigError when neither or they disagree."""
+    """The sampling rate: the file's, else the caller's; ConfigError when neither (a
+    :class:`MissingRateError`) or when they disagree."""
     if file_fs_hz is None and fs_hz is None:
-        raise ConfigError(
+        raise MissingRateError(
             f"{path} does not state its sampling rate ({what}); pass fs_hz "
             "(--fs-hz on the command line)."
         )
