@@ -190,8 +190,8 @@ def run_cell(cell: Cell, out_dir: Path, cache: _PreparedCache, *, resume: bool =
     cell_dir = cell.directory(out_dir)
     key = training_key(cell.config)
     old = _read_result(cell_dir / RESULT_FILE)
-    if old is not None and old.get("training_key") != key:
-        changes = "; ".join(_diff(old.get("training_key", {}), key)[:5])
+    changes = "; ".join(_diff(old.get("training_key", {}), key)[:5]) if old is not None else ""
+    if changes:  # a key absent from an older cell's record counts as None (options added since)
         raise ConfigError(f"The sweep cell '{cell_dir}' was trained with a different config ({changes}); "
                           f"use a new --out folder or delete that cell.")
     done = {_cond_key(e["kind"], e["snr_db"], e["adabn"]): e for e in (old or {}).get("evaluations", [])}

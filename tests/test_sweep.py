@@ -156,6 +156,13 @@ def test_sweep_refuses_a_cell_trained_with_another_config(tmp_path, train_spy):
     run_sweep(load_config(None, tiny_overrides(**{"sweep.models": '["resnet"]', "sweep.snrs_db": "[0]",
                                                   "train.threads": "2"})), tmp_path, progress=False)
     assert len(train_spy) == 1
+    # a cell recorded before an option existed (its key absent, its default None) is still finished
+    result_file = tmp_path / "cells" / "resnet" / "clean-seed0" / "result.json"
+    result = json.loads(result_file.read_text())
+    del result["training_key"]["model"]["stem_dropout"], result["training_key"]["data"]["source_fs_hz"]
+    result_file.write_text(json.dumps(result))
+    run_sweep(cfg, tmp_path, progress=False)
+    assert len(train_spy) == 1
 
 
 def test_matched_protocol_trains_with_noise_and_scores_at_that_snr(tmp_path, train_spy):
