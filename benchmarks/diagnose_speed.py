@@ -2,8 +2,9 @@
 
 Writes long single-channel HDF5 recordings (simulated bearing signal tiled with fresh noise) to a
 temporary folder, then diagnoses each in a fresh child process that reports its own wall time
-(the ``diagnose`` call: checkpoint load, reading, inference, envelope) and peak RSS
-(``resource.getrusage(RUSAGE_SELF)``). The models are drsn-cw ``paper`` and ``wide`` presets
+(the ``diagnose`` call: checkpoint load, reading, inference, envelope) and peak RSS (``VmHWM``
+of ``/proc/self/status``: the child's own high-water mark; ``getrusage``'s ``ru_maxrss`` would
+also count the parent's resident memory at the fork, which Linux carries across ``exec``). The models are drsn-cw ``paper`` and ``wide`` presets
 (window 2048) with random weights unless ``--model`` is given: speed does not depend on the
 weights. ``--compare-eager`` also runs each case, in the same loop, with the plain eval-mode
 model instead of the folded inference copy (A/B under the same machine load). The 1-minute
@@ -36,20 +37,25 @@ QUICK = ((60, 12000), (300, 12000), (300, 48000))
 
 _CHILD = """
 import json, resource, sys, time, torch
+def peak_mb():
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):  # not Linux: ru_maxrss (may include the parent's memory)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 torch.set_num_threads(int(sys.argv[3]))
 import faultdiag.diagnose_model as dm
 if sys.argv[6] == "eager":
     dm._fast = lambda net: net
 from faultdiag.diagnose import diagnose, load_predictor
 load_predictor(sys.argv[1])  # warm-up: imports, first checkpoint load
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss0 = peak_mb()
 t0 = time.perf_counter()
 jit = {"auto": None, "on": True, "off": False}[sys.argv[5]]
 df = diagnose(sys.argv[1], [sys.argv[2]], batch_size=int(sys.argv[4]), rpm=1797, jit=jit)
 wall = time.perf_counter() - t0
 row = df.iloc[0]
-print(json.dumps({"wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rss_before_mb": rss0 / 1024, "n_windows": int(row["n_windows"]), "error": row["error"]}))
+print(json.dumps({"wall_s": wall, "peak_rss_mb": peak_mb(), "rss_before_mb": rss0, "n_windows": int(row["n_windows"]), "error": row["error"]}))
 """
 
 
