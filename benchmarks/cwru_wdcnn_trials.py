@@ -56,11 +56,11 @@ def leaky_split(prepared: T.Prepared, seed: int = 0) -> T.Prepared:
 
 
 def with_gain_jitter(prepared: T.Prepared, max_gain: float, seed: int) -> T.Prepared:
-    """A copy whose training windows get a fresh random gain in [1/max_gain, max_gain] per epoch.
+    """Make the trainer scale every training window by a random gain in [1/max_gain, max_gain].
 
-    Implemented by replacing the trainer's batch builder for this process: gains are drawn per
-    batch from a generator seeded by ``seed`` and applied to the model input (global
-    standardisation is linear up to a mean that is ~0 for vibration signals).
+    Replaces the trainer's batch builder for this process (``prepared`` comes back unchanged):
+    gains are drawn per window and batch from a generator seeded by ``seed`` and applied to the
+    model input (global standardisation is linear up to a mean that is ~0 for vibration signals).
     """
     build, gen = T._batch_input, torch.Generator().manual_seed(seed)
 

@@ -4,7 +4,8 @@ Writes long single-channel HDF5 recordings (simulated bearing signal tiled with 
 temporary folder, then diagnoses each in a fresh child process that reports its own wall time
 (the ``diagnose`` call: checkpoint load, reading, inference, envelope) and peak RSS (``VmHWM``
 of ``/proc/self/status``: the child's own high-water mark; ``getrusage``'s ``ru_maxrss`` would
-also count the parent's resident memory at the fork, which Linux carries across ``exec``). The models are drsn-cw ``paper`` and ``wide`` presets
+also count the parent's resident memory at the fork, which Linux carries across ``exec``).
+The models are drsn-cw ``paper`` and ``wide`` presets
 (window 2048) with random weights unless ``--model`` is given: speed does not depend on the
 weights. ``--compare-eager`` also runs each case, in the same loop, with the plain eval-mode
 model instead of the folded inference copy (A/B under the same machine load). The 1-minute
