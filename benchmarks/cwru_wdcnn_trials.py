@@ -55,10 +55,10 @@ def leaky_split(prepared: T.Prepared, seed: int = 0) -> T.Prepared:
                                standardizer=Standardizer(per_channel=True).fit(train.X))
 
 
-def with_gain_jitter(prepared: T.Prepared, max_gain: float, seed: int) -> T.Prepared:
+def enable_gain_jitter(max_gain: float, seed: int) -> None:
     """Make the trainer scale every training window by a random gain in [1/max_gain, max_gain].
 
-    Replaces the trainer's batch builder for this process (``prepared`` comes back unchanged):
+    Replaces the trainer's batch builder for this process:
     gains are drawn per window and batch from a generator seeded by ``seed`` and applied to the
     model input (global standardisation is linear up to a mean that is ~0 for vibration signals).
     """
@@ -70,7 +70,6 @@ def with_gain_jitter(prepared: T.Prepared, max_gain: float, seed: int) -> T.Prep
         return x * log_gain.exp()
 
     T._batch_input = jittered
-    return prepared
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.leaky:
         prepared = leaky_split(prepared, cfg.seed)
     if args.gain_jitter:
-        prepared = with_gain_jitter(prepared, args.gain_jitter, cfg.seed)
+        enable_gain_jitter(args.gain_jitter, cfg.seed)
     t0 = time.perf_counter()
     result = T.train_model(cfg, ROOT / "runs" / "wdcnn_trials" / args.name, prepared=prepared, progress=False)
     row = {"name": args.name, "overrides": sets, "leaky": args.leaky, "gain_jitter": args.gain_jitter,

@@ -141,10 +141,7 @@ def _source_fingerprint(data: DataConfig) -> dict[str, Any]:
     from faultdiag.data.readers import find_recordings
 
     paths = find_recordings([data.data_dir] if data.source == "cwru" else list(data.paths))
-    fp = datasets._file_fingerprint(data.source, paths)
-    if data.source == "files" and data.source_fs_hz is not None:
-        fp["source_fs_hz"] = data.source_fs_hz
-    return fp
+    return datasets._file_fingerprint(data.source, paths, data.source_fs_hz if data.source == "files" else None)
 
 
 @dataclass(frozen=True)

@@ -80,9 +80,12 @@ def _simulated(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[s
     return list(recs), tuple(SIM_CLASSES), fp
 
 
-def _file_fingerprint(source: str, paths: Sequence[str | Path]) -> dict[str, Any]:
+def _file_fingerprint(source: str, paths: Sequence[str | Path], source_fs_hz: float | None = None) -> dict[str, Any]:
     files = {Path(p).name: file_sha256(p) for p in sorted({str(p) for p in paths})}
-    return {"source": source, "files": files, "digest": fingerprint(files)}
+    fp = {"source": source, "files": files, "digest": fingerprint(files)}
+    if source_fs_hz is not None:  # the rate assumed for files that state none changes what is read
+        fp["source_fs_hz"] = source_fs_hz
+    return fp
 
 
 def _cwru(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, Any]]:
@@ -167,7 +170,4 @@ def _files(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, 
             rec = rec.resample(data.fs_hz)
         recs.append(rec)
     classes = sorted({r.label for r in recs})
-    fp = _file_fingerprint("files", paths)
-    if data.source_fs_hz is not None:
-        fp["source_fs_hz"] = data.source_fs_hz
-    return recs, classes, fp
+    return recs, classes, _file_fingerprint("files", paths, data.source_fs_hz)
