@@ -145,7 +145,8 @@ def test_infer_fs_hz_synthetic(fs_hz):
 
 def test_infer_fs_hz_real(cwru_dir: Path):
     for name, expected in [("normal_0_97.mat", 48000), ("12k_Drive_End_IR007_0_105.mat", 12000),
-                           ("12k_Drive_End_OR007@6_0_130.mat", 12000), ("12k_Drive_End_B014_3_188.mat", 12000)]:
+                           ("12k_Drive_End_OR007@6_0_130.mat", 12000), ("12k_Drive_End_B014_3_188.mat", 12000),
+                           ("12k_Drive_End_B028_3_3008.mat", 12000)]:  # no RPM variable: nominal speed
         rec = cwru.recording_from_variables(cwru_dir / name, loadmat(cwru_dir / name))
         assert cwru.infer_fs_hz(rec.signal, rec.meta["rpm"]) == expected, name
 
