@@ -67,7 +67,7 @@ def make_model(path: Path, preset: str = "paper") -> Path:
     from faultdiag.checkpoint import save_checkpoint
     from faultdiag.data.normalize import Standardizer
     from faultdiag.models.networks import build_model
-    from faultdiag.train import signal_stats
+    from faultdiag.prepare import signal_stats
 
     kwargs = dict(dims=1, in_channels=1, num_classes=10, preset=preset, seed=0)
     X = np.random.default_rng(0).standard_normal((64, 1, 2048)).astype(np.float32) * 0.1

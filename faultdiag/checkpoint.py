@@ -36,7 +36,7 @@ class Checkpoint:
     """A loaded checkpoint.
 
     ``normalizer``: ``{"normalize": "global" | "window" | "none", "standardizer": dict | None}``
-    (the standardiser's ``to_dict()``; see :func:`faultdiag.train.to_model_input`).
+    (the standardiser's ``to_dict()``; see :func:`faultdiag.prepare.to_model_input`).
     ``signal_stats``: statistics of the RMS of raw training windows (``rms_min``, ``rms_p05``,
     ``rms_median``, ``rms_p95``, ``rms_max``), to flag inputs unlike the training data.
     """

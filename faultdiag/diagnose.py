@@ -7,7 +7,7 @@ For each recording :func:`diagnose` (streaming, memory bounded whatever the leng
 2. resamples it to the model's rate when they differ (polyphase, block by block);
 3. cuts windows the way the model was trained (``window_len`` from the checkpoint; hop =
    ``window_len``, non-overlapping, unless ``hop`` is given) and turns them into model input
-   with :func:`faultdiag.train.to_model_input`, the function training used;
+   with :func:`faultdiag.prepare.to_model_input`, the function training used;
 4. runs the model in large batches and keeps running sums: votes per class and mean class
    probabilities. The verdict is the majority vote; ``confidence`` is the mean probability
    of the predicted class over all windows;

@@ -67,7 +67,7 @@ def load_predictor(model_path: str | os.PathLike, *, jit: bool = False) -> Predi
         forward = _traced(net, probe)
 
     def predict(X: np.ndarray) -> np.ndarray:
-        from faultdiag.train import to_model_input
+        from faultdiag.prepare import to_model_input
 
         with torch.inference_mode():
             logits = forward(to_model_input(torch.from_numpy(X), normalizer))

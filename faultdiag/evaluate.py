@@ -4,7 +4,7 @@ Evaluation noise is always fixed by seed: the noise for (seed, kind, snr_db) com
 generator seeded by a hash of exactly those three values, so a number is repeatable and does
 not depend on which other SNRs were evaluated or in which order. Noise is added to the *raw*
 windows (SNR relative to the measured signal) and the result goes through
-:func:`faultdiag.train.to_model_input`, the same path as training and diagnosis.
+:func:`faultdiag.prepare.to_model_input`, the same path as training and diagnosis.
 """
 
 from __future__ import annotations
@@ -193,19 +193,19 @@ def evaluate_snrs(
     """Metrics of ``model`` on ``prepared.<split>`` with noise of each kind at each SNR.
 
     Args:
-        prepared: a :class:`faultdiag.train.Prepared` (raw windows + fitted normaliser).
+        prepared: a :class:`faultdiag.prepare.Prepared` (raw windows + fitted normaliser).
         adabn: re-estimate BatchNorm statistics on each noisy (unlabelled) set before scoring.
         include_clean: also score the noise-free windows (row with ``kind="clean"``,
             ``snr_db=None``).
         per: SNR relative to each window's power, or to the mean power of its recording's
-            windows (as in training, :func:`faultdiag.train.add_window_noise`).
+            windows (as in training, :func:`faultdiag.prepare.add_window_noise`).
         normalize: ``global`` | ``window`` | ``none``; None = the one ``prepared`` was built with.
         device: ``auto`` | ``cpu`` | ``cuda`` or a ``torch.device``.
     Returns:
         One dict per condition (clean first, then kind-major, SNR-minor): ``kind``, ``snr_db``,
         ``adabn``, ``seed``, ``split`` and everything :func:`compute_metrics` returns.
     """
-    from faultdiag.train import add_window_noise, to_model_input
+    from faultdiag.prepare import add_window_noise, to_model_input
 
     _check_grid(kinds, snrs_db, split, per)
     windows = getattr(prepared, split)

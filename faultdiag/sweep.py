@@ -12,7 +12,8 @@ Protocols:
 Every cell lives in ``out_dir/cells/<model>/<cell-id>/`` (checkpoint, training log, resolved
 config, ``result.json``). A cell whose ``result.json`` exists with the same training config is
 not trained again, so a killed sweep picks up where it stopped; evaluations it lacks (new SNRs)
-are computed from its checkpoint. The sweep then writes the aggregate files (see
+are computed from its checkpoint. A data folder that moved (``data.data_dir`` differs, the data
+fingerprint does not) counts as the same config. The sweep then writes the aggregate files (see
 :func:`write_reports`).
 """
 
@@ -123,13 +124,26 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def _without_data_dir(key: dict) -> dict:
+    return {**key, "data": {k: v for k, v in key.get("data", {}).items() if k != "data_dir"}}
+
+
+def _same_data_elsewhere(old: dict, key: dict, cache: _PreparedCache, cfg: RunConfig) -> bool:
+    """True if a finished cell differs from ``key`` only in ``data.data_dir`` and the data read from
+    the new folder has the fingerprint (file names and SHA-256) the cell recorded: data that moved."""
+    recorded = (old.get("data_fingerprint") or {}).get("digest")
+    if recorded is None or _diff(_without_data_dir(old.get("training_key", {})), _without_data_dir(key)):
+        return False
+    return getattr(cache.get(cfg), "fingerprint", {}).get("digest") == recorded
+
+
 def _cond_key(kind: str, snr_db: float | None, adabn: bool) -> tuple:
     return (kind, None if snr_db is None else round(float(snr_db), 6), bool(adabn))
 
 
 class _PreparedCache:
     """The last prepared data set, keyed by its data config (windows are the expensive part;
-    :func:`faultdiag.train.prepare` depends on ``cfg.data`` only, so every model, kind and seed
+    :func:`faultdiag.prepare.prepare` depends on ``cfg.data`` only, so every model, kind and seed
     of a sweep shares one)."""
 
     def __init__(self) -> None:
@@ -137,7 +151,7 @@ class _PreparedCache:
         self.value: Any = None
 
     def get(self, cfg: RunConfig) -> Any:
-        from faultdiag.train import prepare
+        from faultdiag.prepare import prepare
 
         key = json.dumps(config_to_dict(cfg)["data"], sort_keys=True)
         if key != self.key:
@@ -191,6 +205,9 @@ def run_cell(cell: Cell, out_dir: Path, cache: _PreparedCache, *, resume: bool =
     key = training_key(cell.config)
     old = _read_result(cell_dir / RESULT_FILE)
     changes = "; ".join(_diff(old.get("training_key", {}), key)[:5]) if old is not None else ""
+    if changes and _same_data_elsewhere(old, key, cache, cell.config):
+        log.info("%s: data.data_dir moved to %r; same data fingerprint, the cell stands", cell_dir, cell.config.data.data_dir)
+        changes = ""
     if changes:  # a key absent from an older cell's record counts as None (options added since)
         raise ConfigError(f"The sweep cell '{cell_dir}' was trained with a different config ({changes}); "
                           f"use a new --out folder or delete that cell.")

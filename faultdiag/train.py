@@ -1,10 +1,11 @@
 """Fit loop: config → windows → (noise) → model input → trained model, checkpoints and a log.
 
-Data flow: :func:`prepare` loads recordings, splits them by time region into raw train/val/test
-windows and fits the standardiser on the training windows only.  :func:`to_model_input` is the
-one function that turns raw (possibly noisy) windows into model input; evaluation and diagnosis
-use it too.  :func:`train_model` runs the epochs, keeps the best-validation weights in
-``checkpoint.pt`` and everything needed to resume in ``last.pt``.
+Data flow: :func:`~faultdiag.prepare.prepare` loads recordings, splits them by time region into
+raw train/val/test windows and fits the standardiser on the training windows only;
+:func:`~faultdiag.prepare.to_model_input` turns raw (possibly noisy) windows into model input
+(both re-exported here).  :func:`train_model` runs the epochs, keeps the best-validation weights
+in ``checkpoint.pt`` and everything needed to resume in ``last.pt``
+(:mod:`faultdiag.train_state`).
 
 Randomness: all of it flows from ``cfg.seed`` through dedicated ``torch.Generator`` objects
 (weight init, shuffling, training noise, validation noise), so the same seed gives the same
@@ -14,8 +15,6 @@ numbers, and a run resumed from ``last.pt`` gives the same result as an uninterr
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import logging
 import os
 import time
@@ -27,51 +26,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultdiag.checkpoint import load_torch_file, save_checkpoint
+from faultdiag.checkpoint import save_checkpoint
 from faultdiag.config import RunConfig, config_to_dict, save_config
-from faultdiag.data.noise import add_noise
-from faultdiag.data.windows import WindowSet, split_windows
-from faultdiag.distributed import (SINGLE, DistContext, all_gather_object, all_reduce_sum, check_batch_size,
-                                   init_from_env, shard, shutdown, wrap_model)
-from faultdiag.errors import ConfigError, DataError
+from faultdiag.data.windows import WindowSet
+from faultdiag.distributed import (SINGLE, DistContext, all_reduce_sum, check_batch_size, init_from_env, shard,
+                                   shutdown, wrap_model)
+from faultdiag.errors import ConfigError
+from faultdiag.prepare import (Prepared, _check_lazy_noise, _is_lazy, add_window_noise, derive_seed, prepare,
+                               rms_stats, signal_stats, to_model_input)
 from faultdiag.preflight import check_free_space, check_output_dir, estimate_train_bytes
-from faultdiag.provenance import atomic_write
 from faultdiag.schedules import learning_rate, make_optimizer, set_learning_rate
+from faultdiag.train_state import _remove_stale_temps, _restore, _save_last, _State, _write_log
+
+__all__ = ["TrainResult", "train_model", "resolve_device", "Prepared", "prepare", "to_model_input",
+           "add_window_noise", "derive_seed", "signal_stats", "rms_stats"]
 
 log = logging.getLogger(__name__)
 
 # Tags that derive independent seeds from cfg.seed, one per source of randomness.
 _INIT, _SHUFFLE, _TRAIN_NOISE, _VAL_NOISE = 0, 1, 2, 3
-# Config keys that may differ between an interrupted run and its resumption.
-_RESUME_FREE = ("device", "train.threads", "train.eval_batch_size", "sweep")
-
-
-@dataclass(frozen=True, eq=False)
-class Prepared:
-    """Raw (un-normalised) windows of each split and what is needed to turn them into model input.
-
-    ``train``/``val``/``test``: :class:`~faultdiag.data.windows.WindowSet` with ``X (N, C, L)``.
-    ``standardizer``: fitted on ``train.X`` only (``None`` for ``normalize`` = window / none).
-    ``signal_stats``: RMS statistics of the raw training windows.
-    """
-
-    train: WindowSet
-    val: WindowSet
-    test: WindowSet
-    standardizer: Any
-    class_names: tuple[str, ...]
-    fs_hz: float
-    window_len: int
-    hop: int
-    channels: tuple[str, ...]
-    fingerprint: dict[str, Any]
-    signal_stats: dict[str, float]
-    normalize: str = "global"
-
-    def normalizer_dict(self) -> dict[str, Any]:
-        """``{"normalize": ..., "standardizer": to_dict() or None}`` as stored in checkpoints."""
-        std = self.standardizer.to_dict() if self.standardizer is not None else None
-        return {"normalize": self.normalize, "standardizer": std}
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,140 +56,6 @@ class TrainResult:
     history: list[dict[str, Any]]
     prepared: Prepared
     best_epoch: int
-
-
-def derive_seed(seed: int, tag: int) -> int:
-    """An independent 63-bit seed for source ``tag`` of run seed ``seed``."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, tag]).generate_state(2, np.uint32).astype(np.uint64)
-               .dot(np.array([1 << 31, 1], dtype=np.uint64)))
-
-
-def signal_stats(X: np.ndarray) -> dict[str, float]:
-    """RMS statistics of raw windows ``X (N, C, L)``: min, 5th percentile, median, 95th percentile, max."""
-    return rms_stats(np.sqrt(np.mean(np.asarray(X, dtype=np.float64) ** 2, axis=(1, 2))))
-
-
-def rms_stats(rms: np.ndarray) -> dict[str, float]:
-    """:func:`signal_stats` from the RMS of each window ``(N,)``."""
-    q = np.percentile(rms, [0, 5, 50, 95, 100]) if rms.size else [float("nan")] * 5
-    return {"rms_min": float(q[0]), "rms_p05": float(q[1]), "rms_median": float(q[2]),
-            "rms_p95": float(q[3]), "rms_max": float(q[4]), "n_windows": int(rms.size)}
-
-
-def prepare(cfg: RunConfig) -> Prepared:
-    """Load the data of ``cfg.data``, split it by time region, fit the standardiser on train windows.
-
-    With ``data.cache`` set the windows stay in the HDF5 cache: ``X`` of each split is a lazy
-    :class:`~faultdiag.data.cache.CachedWindows` and the standardiser is fitted in one streaming pass.
-    """
-    from faultdiag.data.datasets import load_dataset
-    from faultdiag.data.normalize import Standardizer
-
-    d = cfg.data
-    if d.cache:
-        return _prepare_cached(cfg)
-    dataset = load_dataset(d)
-    splits = split_windows(dataset.recordings, dataset.class_names, d.window_len, d.hop, d.split, d.eval_hop)
-    if len(splits["train"]) == 0:
-        raise DataError(f"No training windows: recordings are too short for window_len={d.window_len} "
-                        f"with split {list(d.split)}.")
-    standardizer = Standardizer(per_channel=True).fit(splits["train"].X) if d.normalize == "global" else None
-    return Prepared(
-        train=splits["train"], val=splits["val"], test=splits["test"], standardizer=standardizer,
-        class_names=dataset.class_names, fs_hz=float(d.fs_hz), window_len=d.window_len, hop=d.hop,
-        channels=tuple(dataset.recordings[0].channels), fingerprint=dataset.fingerprint,
-        signal_stats=signal_stats(splits["train"].X), normalize=d.normalize,
-    )
-
-
-def _prepare_cached(cfg: RunConfig) -> Prepared:
-    from faultdiag.data.cache import cached_splits, streaming_moments
-    from faultdiag.data.normalize import Standardizer
-
-    d = cfg.data
-    splits, info, class_names = cached_splits(d)
-    if len(splits["train"]) == 0:
-        raise DataError(f"No training windows in the cache '{d.cache}' for window_len={d.window_len} "
-                        f"with split {list(d.split)}.")
-    mean, std, rms = streaming_moments(splits["train"].X)
-    standardizer = None
-    if d.normalize == "global":
-        standardizer = Standardizer.from_dict({"per_channel": True, "eps": Standardizer().eps,
-                                               "mean": mean.tolist(), "std": std.tolist()})
-    fp = {**info.fingerprint, "classes": list(class_names), "cache": str(d.cache)}
-    return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], standardizer=standardizer,
-                    class_names=class_names, fs_hz=float(d.fs_hz), window_len=d.window_len, hop=d.hop,
-                    channels=info.channels, fingerprint=fp, signal_stats=rms_stats(rms), normalize=d.normalize)
-
-
-def _is_lazy(ws: Any) -> bool:
-    return not isinstance(ws.X, np.ndarray)
-
-
-def _check_lazy_noise(cfg: RunConfig) -> None:
-    """Windows read lazily from a cache get noise batch by batch: only per-window, fresh noise."""
-    if cfg.noise.train == "fixed" or (cfg.noise.train == "fresh" and cfg.noise.per == "recording"):
-        raise ConfigError(f"Training from a cache (data.cache = {cfg.data.cache!r}) draws noise batch by batch: "
-                          f"use noise.train = 'fresh' or 'clean' with noise.per = 'window'; got noise.train = "
-                          f"{cfg.noise.train!r}, noise.per = {cfg.noise.per!r}.")
-
-
-def _standardizer(norm: Any) -> Any:
-    """The fitted Standardizer of a Prepared, a Standardizer, a checkpoint normalizer dict or a Standardizer dict."""
-    from faultdiag.data.normalize import Standardizer
-
-    if isinstance(norm, Prepared):
-        norm = norm.standardizer
-    if isinstance(norm, dict):
-        norm = norm.get("standardizer") if "normalize" in norm else norm
-        norm = Standardizer.from_dict(norm) if norm is not None else None
-    if norm is None or not hasattr(norm, "mean_"):
-        raise ConfigError("normalize='global' needs a fitted standardizer; got none.")
-    return norm
-
-
-def to_model_input(X_raw: np.ndarray | torch.Tensor, prepared_or_normalizer: Any, normalize: str | None = None) -> torch.Tensor:
-    """Raw windows ``(N, C, L)`` (after noise) → float32 model input ``(N, C, L)``.
-
-    ``normalize``: ``global`` → ``(x − mean_c) / std_c`` with the training standardiser;
-    ``window`` → z-score of each window and channel over time; ``none`` → unchanged.
-    ``prepared_or_normalizer``: a :class:`Prepared`, a Standardizer, the checkpoint's
-    ``normalizer`` dict, or ``None`` (window/none).  ``normalize=None`` takes it from a
-    Prepared or a checkpoint normalizer dict.
-    """
-    if normalize is None:
-        norm = prepared_or_normalizer
-        normalize = norm.normalize if isinstance(norm, Prepared) else (norm or {}).get("normalize", "global")
-    x = torch.as_tensor(X_raw)
-    x = x.float() if x.dtype != torch.float32 else x
-    if x.ndim != 3:
-        raise DataError(f"Model input windows must be 3-D (N, C, L); got shape {tuple(x.shape)}.")
-    if normalize == "global":
-        return _standardizer(prepared_or_normalizer).transform(x)
-    if normalize == "window":
-        mu = x.mean(dim=-1, keepdim=True)
-        sd = x.std(dim=-1, keepdim=True, unbiased=False)
-        return (x - mu) / sd.clamp_min(1e-12)
-    if normalize == "none":
-        return x
-    raise ConfigError(f"The 'normalize' parameter must be 'global', 'window' or 'none'; got {normalize!r}.")
-
-
-def add_window_noise(X: torch.Tensor, snr_db: float, kind: str, per: str, groups: torch.Tensor | None,
-                     generator: torch.Generator) -> torch.Tensor:
-    """Noise at ``snr_db`` on raw windows ``(N, C, L)``.
-
-    ``per="window"``: the SNR holds in every window.  ``per="recording"``: the noise power of
-    every window is set by the mean power of all windows of its recording (``groups``), so quiet
-    windows of a recording get relatively more noise, as with noise added to the whole recording.
-    """
-    if per == "window" or groups is None:
-        return add_noise(X, snr_db, kind=kind, per="window", generator=generator)
-    p_win = X.double().pow(2).mean(dim=(1, 2))
-    p_rec = torch.zeros(int(groups.max()) + 1, dtype=torch.float64).index_add_(0, groups, p_win)
-    p_rec /= torch.bincount(groups, minlength=p_rec.numel()).clamp_min(1)
-    ratio = (p_win / p_rec[groups]).clamp_min(1e-12)
-    return add_noise(X, (snr_db + 10.0 * torch.log10(ratio)).float(), kind=kind, per="window", generator=generator)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -251,19 +90,6 @@ def _deterministic(seed: int, threads: int, device: torch.device) -> Iterator[No
             if device.type == "cuda":
                 torch.use_deterministic_algorithms(prev_det)
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev_cudnn
-
-
-@dataclass
-class _State:
-    """What the loop carries from epoch to epoch (saved in last.pt)."""
-
-    epoch: int = 0  # epochs completed
-    best_epoch: int = 0
-    best_acc: float = -1.0
-    best_loss: float = float("inf")
-    best_state: dict[str, torch.Tensor] | None = None
-    history: list[dict[str, Any]] | None = None
-    finished: bool = False
 
 
 def _build(cfg: RunConfig, prepared: Prepared) -> tuple[nn.Module, dict[str, Any]]:
@@ -388,70 +214,6 @@ def _run_epoch(net, optimizer, cfg: RunConfig, prepared: Prepared, data: dict, g
     return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
 
 
-def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
-    writer.writeheader()
-    writer.writerows(history)
-    with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-        fh.write(buf.getvalue())
-
-
-def _save_last(path: Path, cfg: RunConfig, model, optimizer, gens: dict, state: _State, ctx: DistContext = SINGLE) -> None:
-    """Rank 0 writes the training state; every rank's noise generator state is gathered into it."""
-    noise_states = all_gather_object(gens["noise"].get_state(), ctx)
-    if not ctx.is_main:
-        return
-    payload = {
-        "format": "faultdiag-train-state", "config": config_to_dict(cfg), "epoch": state.epoch,
-        "best_epoch": state.best_epoch, "best_acc": state.best_acc, "best_loss": state.best_loss,
-        "best_state": state.best_state, "history": state.history, "finished": state.finished,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(), "world_size": ctx.world_size,
-        "rng": {"shuffle": gens["shuffle"].get_state(), "noise": noise_states[0], "noise_ranks": noise_states,
-                "torch": torch.get_rng_state()},
-    }
-    with atomic_write(path, "wb") as fh:
-        torch.save(payload, fh)
-
-
-def _config_diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(saved) | set(current)):
-        a, b, name = saved.get(k), current.get(k), f"{prefix}{k}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _config_diff(a, b, f"{name}.")
-        elif a != b and name not in _RESUME_FREE and name.split(".")[0] not in _RESUME_FREE:
-            keys.append(f"{name}: {a!r} -> {b!r}")
-    return keys
-
-
-def _restore(path: Path, cfg: RunConfig, model, optimizer, gens: dict, device: torch.device,
-             ctx: DistContext = SINGLE) -> _State:
-    raw = load_torch_file(path, map_location="cpu")
-    if not isinstance(raw, dict) or raw.get("format") != "faultdiag-train-state":
-        raise DataError(f"The file '{path}' is not a faultdiag training state (last.pt).")
-    diff = _config_diff(raw["config"], config_to_dict(cfg))
-    if diff:
-        raise ConfigError(f"Cannot resume from '{path}': the config differs from the interrupted run's "
-                          f"({'; '.join(diff)}). Use the same config or a new --out folder.")
-    if int(raw.get("world_size", 1)) != ctx.world_size:
-        raise ConfigError(f"Cannot resume from '{path}': it was written by {raw.get('world_size', 1)} process(es), "
-                          f"this run has {ctx.world_size}. Resume with the same number of processes.")
-    try:
-        model.load_state_dict(raw["model"])
-        optimizer.load_state_dict(raw["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise DataError(f"The training state '{path}' does not fit this model: {str(exc).splitlines()[0]}") from None
-    gens["shuffle"].set_state(raw["rng"]["shuffle"])
-    gens["noise"].set_state(raw["rng"].get("noise_ranks", [raw["rng"]["noise"]])[ctx.rank])
-    torch.set_rng_state(raw["rng"]["torch"])
-    log.info("resuming %s after epoch %d", path.parent, raw["epoch"])
-    return _State(epoch=raw["epoch"], best_epoch=raw["best_epoch"], best_acc=raw["best_acc"],
-                  best_loss=raw["best_loss"], best_state=raw["best_state"], history=raw["history"],
-                  finished=raw["finished"])
-
-
 def _save_best(path: Path, model, build_kwargs, cfg: RunConfig, prepared: Prepared, metrics: dict) -> None:
     save_checkpoint(
         path, model=model, model_name=cfg.model.name, model_kwargs=build_kwargs,
@@ -460,14 +222,6 @@ def _save_best(path: Path, model, build_kwargs, cfg: RunConfig, prepared: Prepar
         signal_stats=prepared.signal_stats, config=config_to_dict(cfg),
         metrics={**metrics, "data_fingerprint": prepared.fingerprint},
     )
-
-
-def _remove_stale_temps(out_dir: Path) -> None:
-    """Delete temporary files an atomic write left behind when its process was killed."""
-    for name in ("checkpoint.pt", "last.pt", "train_log.csv", "config.toml", "metrics.json"):
-        for tmp in out_dir.glob(f".{name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
 
 def train_model(cfg: RunConfig, out_dir: str | os.PathLike, *, prepared: Prepared | None = None,

@@ -14,7 +14,8 @@ from faultdiag.data.cache import build_cache, cached_splits, open_cache
 from faultdiag.data.readers import write_recording
 from faultdiag.data.simulate import simulate_recording
 from faultdiag.errors import ConfigError, DataError
-from faultdiag.train import prepare, train_model
+from faultdiag.prepare import prepare
+from faultdiag.train import train_model
 
 BASE = ["data.source=simulated", "data.sim_duration_s=1.5", "data.loads=[0]", "data.window_len=256",
         "data.hop=128", "model.widths=[4, 8]", "model.units=[1, 1]", "model.stage_strides=[2, 2]",

@@ -165,6 +165,23 @@ def test_sweep_refuses_a_cell_trained_with_another_config(tmp_path, train_spy):
     assert len(train_spy) == 1
 
 
+def test_sweep_accepts_a_finished_cell_whose_data_moved(tmp_path, train_spy):
+    one = {"sweep.models": '["resnet"]', "sweep.snrs_db": "[0]"}
+    run_sweep(load_config(None, tiny_overrides(**one, **{"data.data_dir": '"old/place"'})), tmp_path, progress=False)
+    moved = load_config(None, tiny_overrides(**one, **{"data.data_dir": '"new/place"'}))
+    statuses = []
+    run_sweep(moved, tmp_path, progress=False, on_cell=lambda info: statuses.append(info["status"]))
+    assert len(train_spy) == 1 and statuses == ["skipped"]
+    # other data under the new path (another fingerprint): refused, naming the key
+    result_file = tmp_path / "cells" / "resnet" / "clean-seed0" / "result.json"
+    result = json.loads(result_file.read_text())
+    result["data_fingerprint"]["digest"] = "0" * 16
+    result_file.write_text(json.dumps(result))
+    with pytest.raises(ConfigError, match="data.data_dir"):
+        run_sweep(moved, tmp_path, progress=False)
+    assert len(train_spy) == 1
+
+
 def test_matched_protocol_trains_with_noise_and_scores_at_that_snr(tmp_path, train_spy):
     cfg = load_config(None, tiny_overrides(**{"sweep.models": '["drsn-cw"]', "sweep.snrs_db": "[0]",
                                                "sweep.protocol": '"matched"', "sweep.adabn": "[false, true]"}))

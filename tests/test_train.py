@@ -12,8 +12,9 @@ from faultdiag.checkpoint import load_checkpoint
 from faultdiag.config import TrainConfig, load_config
 from faultdiag.data.normalize import Standardizer
 from faultdiag.errors import ConfigError
+from faultdiag.prepare import add_window_noise, prepare, to_model_input
 from faultdiag.schedules import learning_rate
-from faultdiag.train import add_window_noise, prepare, to_model_input, train_model
+from faultdiag.train import train_model
 
 BASE = [
     "data.source=simulated", "data.sim_duration_s=2", "data.loads=[0]", "data.window_len=512", "data.hop=256",
@@ -207,3 +208,13 @@ def test_load_dataset_cwru_fingerprint(cwru_dir):
     ds = load_dataset(DataConfig(source="cwru", data_dir=str(cwru_dir), classes=("normal", "IR007"), loads=(0,)))
     assert ds.class_names == ("normal", "IR007") and {r.label for r in ds.recordings} == {"normal", "IR007"}
     assert all(len(h) == 64 for h in ds.fingerprint["files"].values()) and len(ds.fingerprint["digest"]) == 16
+
+
+def test_train_module_reexports_the_data_side():
+    """Code written against the old layout (everything in faultdiag.train) keeps working."""
+    import faultdiag.prepare as prep
+    import faultdiag.train as train
+
+    for name in ("Prepared", "prepare", "to_model_input", "add_window_noise", "derive_seed", "signal_stats", "rms_stats"):
+        assert getattr(train, name) is getattr(prep, name), name
+

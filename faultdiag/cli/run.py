@@ -166,7 +166,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _prepared_for(ckpt: Any, cfg: Any) -> Any:
     """The config's data, normalised with the checkpoint's statistics; classes must match."""
-    from faultdiag.train import prepare
+    from faultdiag.prepare import prepare
 
     prepared = prepare(cfg)
     if tuple(prepared.class_names) != tuple(ckpt.class_names):

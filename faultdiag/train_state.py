@@ -1,0 +1,115 @@
+"""What lets a training run stop and resume: ``last.pt`` (model, optimiser, RNG states, history),
+the per-epoch ``train_log.csv``, and the clean-up of temporary files a killed write left.
+
+A run resumed from ``last.pt`` continues exactly where it stopped (same numbers as an
+uninterrupted run); resuming with a config that differs in anything but the keys of
+``_RESUME_FREE`` is refused with the differing keys named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from faultdiag.checkpoint import load_torch_file
+from faultdiag.config import RunConfig, config_to_dict
+from faultdiag.distributed import SINGLE, DistContext, all_gather_object
+from faultdiag.errors import ConfigError, DataError
+from faultdiag.provenance import atomic_write
+
+log = logging.getLogger(__name__)
+
+# Config keys that may differ between an interrupted run and its resumption.
+_RESUME_FREE = ("device", "train.threads", "train.eval_batch_size", "sweep")
+
+
+@dataclass
+class _State:
+    """What the loop carries from epoch to epoch (saved in last.pt)."""
+
+    epoch: int = 0  # epochs completed
+    best_epoch: int = 0
+    best_acc: float = -1.0
+    best_loss: float = float("inf")
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, Any]] | None = None
+    finished: bool = False
+
+
+def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(buf.getvalue())
+
+
+def _save_last(path: Path, cfg: RunConfig, model, optimizer, gens: dict, state: _State, ctx: DistContext = SINGLE) -> None:
+    """Rank 0 writes the training state; every rank's noise generator state is gathered into it."""
+    noise_states = all_gather_object(gens["noise"].get_state(), ctx)
+    if not ctx.is_main:
+        return
+    payload = {
+        "format": "faultdiag-train-state", "config": config_to_dict(cfg), "epoch": state.epoch,
+        "best_epoch": state.best_epoch, "best_acc": state.best_acc, "best_loss": state.best_loss,
+        "best_state": state.best_state, "history": state.history, "finished": state.finished,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(), "world_size": ctx.world_size,
+        "rng": {"shuffle": gens["shuffle"].get_state(), "noise": noise_states[0], "noise_ranks": noise_states,
+                "torch": torch.get_rng_state()},
+    }
+    with atomic_write(path, "wb") as fh:
+        torch.save(payload, fh)
+
+
+def _config_diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(saved) | set(current)):
+        a, b, name = saved.get(k), current.get(k), f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _config_diff(a, b, f"{name}.")
+        elif a != b and name not in _RESUME_FREE and name.split(".")[0] not in _RESUME_FREE:
+            keys.append(f"{name}: {a!r} -> {b!r}")
+    return keys
+
+
+def _restore(path: Path, cfg: RunConfig, model, optimizer, gens: dict, device: torch.device,
+             ctx: DistContext = SINGLE) -> _State:
+    raw = load_torch_file(path, map_location="cpu")
+    if not isinstance(raw, dict) or raw.get("format") != "faultdiag-train-state":
+        raise DataError(f"The file '{path}' is not a faultdiag training state (last.pt).")
+    diff = _config_diff(raw["config"], config_to_dict(cfg))
+    if diff:
+        raise ConfigError(f"Cannot resume from '{path}': the config differs from the interrupted run's "
+                          f"({'; '.join(diff)}). Use the same config or a new --out folder.")
+    if int(raw.get("world_size", 1)) != ctx.world_size:
+        raise ConfigError(f"Cannot resume from '{path}': it was written by {raw.get('world_size', 1)} process(es), "
+                          f"this run has {ctx.world_size}. Resume with the same number of processes.")
+    try:
+        model.load_state_dict(raw["model"])
+        optimizer.load_state_dict(raw["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise DataError(f"The training state '{path}' does not fit this model: {str(exc).splitlines()[0]}") from None
+    gens["shuffle"].set_state(raw["rng"]["shuffle"])
+    gens["noise"].set_state(raw["rng"].get("noise_ranks", [raw["rng"]["noise"]])[ctx.rank])
+    torch.set_rng_state(raw["rng"]["torch"])
+    log.info("resuming %s after epoch %d", path.parent, raw["epoch"])
+    return _State(epoch=raw["epoch"], best_epoch=raw["best_epoch"], best_acc=raw["best_acc"],
+                  best_loss=raw["best_loss"], best_state=raw["best_state"], history=raw["history"],
+                  finished=raw["finished"])
+
+
+def _remove_stale_temps(out_dir: Path) -> None:
+    """Delete temporary files an atomic write left behind when its process was killed."""
+    for name in ("checkpoint.pt", "last.pt", "train_log.csv", "config.toml", "metrics.json"):
+        for tmp in out_dir.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
