@@ -3,9 +3,10 @@
     python benchmarks/cwru_accuracy.py wdcnn [--jobs 4] [--device cuda] [--data-dir DIR] [--set KEY=VALUE ...]
     python benchmarks/cwru_accuracy.py paper [--jobs 8] ...
 
-Runs ``faultdiag sweep`` on ``configs/cwru_<protocol>.toml`` split into parallel jobs (one per
-model × noise kind; each job is a sweep over its own cells in one shared output folder), then
-one more sweep over the whole grid, which finds every cell finished and only aggregates. Writes
+Runs ``faultdiag sweep`` on ``configs/cwru_<protocol>.toml`` split into parallel jobs in one
+shared output folder (WDCNN: one per model; paper: one per unfinished cell, condition by
+condition, so that a run stopped early leaves whole conditions), then one more sweep over the
+whole grid, which finds every cell finished and only aggregates. Writes
 ``benchmarks/results/cwru_<protocol>/``: ``summary.md`` (faultdiag next to the anchors),
 ``summary.json``, ``results.csv``, ``accuracy_vs_snr.png`` (anchors as grey lines) and
 ``benchmark.json`` (command line, overrides, wall time, machine, code revision; the sweep's own
@@ -21,6 +22,7 @@ Anchors (published numbers, not measured here):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -57,23 +59,48 @@ def _run(cmd: list[str], log_path: Path) -> int:
         return subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
+def job_parts(cfg, out: Path) -> list[tuple[str, list[str]]]:
+    """The parallel jobs as ``(name, extra --set overrides)``.
+
+    ``train-clean``: one job per model (its one training per seed scores every kind and SNR).
+    ``matched``: one job per cell, ordered seed, SNR, kind, model, so that a grid stopped early
+    has whole conditions (every model) rather than whole models; cells whose ``result.json``
+    exists are left out (the closing aggregate sweep still checks that they match the config).
+    """
+    from faultdiag.sweep import plan_cells
+
+    sw = cfg.sweep
+    if sw.protocol == "train-clean":
+        return [(f"job_{m}", [f'sweep.models=["{m}"]']) for m in sw.models]
+    parts = []
+    for seed in sw.seeds:
+        for snr in sw.snrs_db:
+            for kind in sw.kinds:
+                for model in sw.models:
+                    extra = [f'sweep.models=["{model}"]', f'sweep.kinds=["{kind}"]',
+                             f"sweep.snrs_db=[{float(snr)}]", f"sweep.seeds=[{int(seed)}]"]
+                    one = dataclasses.replace(sw, models=(model,), kinds=(kind,), snrs_db=(float(snr),),
+                                              seeds=(int(seed),))
+                    (cell,) = plan_cells(dataclasses.replace(cfg, sweep=one))
+                    if not (cell.directory(out) / "result.json").is_file():
+                        parts.append((f"job_{model}_{cell.cell_id}", extra))
+    return parts
+
+
 def run_jobs(protocol: str, out: Path, sets: list[str], device: str, jobs: int) -> float:
-    """All cells, in parallel jobs; returns the wall time in seconds."""
+    """All cells, in parallel jobs (:func:`job_parts`); returns the wall time in seconds."""
     sys.path.insert(0, str(ROOT))
     from faultdiag.config import load_config
 
     config = ROOT / "configs" / f"cwru_{protocol}.toml"
     cfg = load_config(config, sets)
-    parts = [(m, k) for m in cfg.sweep.models for k in cfg.sweep.kinds]
-    if cfg.sweep.protocol == "train-clean":  # one training per model scores every kind
-        parts = [(m, None) for m in cfg.sweep.models]
     out.mkdir(parents=True, exist_ok=True)
+    parts = job_parts(cfg, out)
+    print(f"{len(parts)} job(s) to run", flush=True)
     t0 = time.perf_counter()
 
     def one(part):
-        model, kind = part
-        extra = [f'sweep.models=["{model}"]'] + ([f'sweep.kinds=["{kind}"]'] if kind else [])
-        name = f"job_{model}" + (f"_{kind}" if kind else "")
+        name, extra = part
         code = _run(_sweep_cmd(config, out, sets + extra, device), out / f"{name}.log")
         print(f"{name}: exit {code} after {time.perf_counter() - t0:.0f} s", flush=True)
         return code
