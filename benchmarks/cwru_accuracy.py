@@ -22,7 +22,6 @@ Anchors (published numbers, not measured here):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -72,18 +71,19 @@ def job_parts(cfg, out: Path) -> list[tuple[str, list[str]]]:
     sw = cfg.sweep
     if sw.protocol == "train-clean":
         return [(f"job_{m}", [f'sweep.models=["{m}"]']) for m in sw.models]
+    snrs, kinds, models = ([float(v) for v in sw.snrs_db], list(sw.kinds), list(sw.models))
+
+    def place(cell):  # seed, SNR, kind, model, each in the config's order
+        kind, snr, _ = cell.conditions[0]
+        return sw.seeds.index(cell.seed), snrs.index(snr), kinds.index(kind), models.index(cell.model)
+
     parts = []
-    for seed in sw.seeds:
-        for snr in sw.snrs_db:
-            for kind in sw.kinds:
-                for model in sw.models:
-                    extra = [f'sweep.models=["{model}"]', f'sweep.kinds=["{kind}"]',
-                             f"sweep.snrs_db=[{float(snr)}]", f"sweep.seeds=[{int(seed)}]"]
-                    one = dataclasses.replace(sw, models=(model,), kinds=(kind,), snrs_db=(float(snr),),
-                                              seeds=(int(seed),))
-                    (cell,) = plan_cells(dataclasses.replace(cfg, sweep=one))
-                    if not (cell.directory(out) / "result.json").is_file():
-                        parts.append((f"job_{model}_{cell.cell_id}", extra))
+    for cell in sorted(plan_cells(cfg), key=place):
+        if not (cell.directory(out) / "result.json").is_file():
+            kind, snr, _ = cell.conditions[0]
+            parts.append((f"job_{cell.model}_{cell.cell_id}",
+                          [f'sweep.models=["{cell.model}"]', f'sweep.kinds=["{kind}"]',
+                           f"sweep.snrs_db=[{snr}]", f"sweep.seeds=[{cell.seed}]"]))
     return parts
 
 
