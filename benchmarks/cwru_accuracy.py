@@ -1,12 +1,12 @@
 """CWRU accuracy per SNR next to the published anchors (WDCNN protocol and DRSN-paper protocol).
 
-    python benchmarks/cwru_accuracy.py wdcnn [--jobs 4] [--device cuda] [--data-dir DIR] [--set KEY=VALUE ...]
-    python benchmarks/cwru_accuracy.py paper [--jobs 8] ...
+    python -m benchmarks.cwru_accuracy wdcnn [--jobs 4] [--device cuda] [--data-dir DIR] [--set KEY=VALUE ...]
+    python -m benchmarks.cwru_accuracy paper [--jobs 8] ...
 
-Runs ``faultdiag sweep`` on ``configs/cwru_<protocol>.toml`` split into parallel jobs in one
-shared output folder (WDCNN: one per model; paper: one per unfinished cell, condition by
-condition, so that a run stopped early leaves whole conditions), then one more sweep over the
-whole grid, which finds every cell finished and only aggregates. Writes
+Runs the sweep of ``configs/cwru_<protocol>.toml`` with ``jobs`` cells at a time (as
+``faultdiag sweep --jobs N``: one process per cell, one thread each; finished cells are
+skipped, and the matched grid runs condition by condition, so that a run stopped early leaves
+whole conditions). Writes
 ``benchmarks/results/cwru_<protocol>/``: ``summary.md`` (faultdiag next to the anchors),
 ``summary.json``, ``results.csv``, ``accuracy_vs_snr.png`` (anchors as grey lines) and
 ``benchmark.json`` (command line, overrides, wall time, machine, code revision; the sweep's own
@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -45,80 +43,25 @@ PAPER_MEANS = {"drsn-cw": 0.8957, "drsn-cs": 0.8855, "resnet": 0.8625, "convnet"
 KEEP = ("results.csv", "summary.csv", "summary.md", "summary.json", "sweep.json", "accuracy_vs_snr.png")
 
 
-def _sweep_cmd(config: Path, out: Path, sets: list[str], device: str) -> list[str]:
-    cmd = [sys.executable, "-m", "faultdiag", "sweep", "--config", str(config), "--out", str(out),
-           "--device", device, "--no-progress", "--resume"]
-    for item in sets:
-        cmd += ["--set", item]
-    return cmd
-
-
-def _run(cmd: list[str], log_path: Path) -> int:
-    with open(log_path, "w") as log:
-        return subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
-
-
-def job_parts(cfg, out: Path) -> list[tuple[str, list[str]]]:
-    """The parallel jobs as ``(name, extra --set overrides)``.
-
-    ``train-clean``: one job per model (its one training per seed scores every kind and SNR).
-    ``matched``: one job per cell, ordered seed, SNR, kind, model, so that a grid stopped early
-    has whole conditions (every model) rather than whole models; cells whose ``result.json``
-    exists are left out (the closing aggregate sweep still checks that they match the config).
-    """
-    from faultdiag.sweep import plan_cells
-
-    sw = cfg.sweep
-    if sw.protocol == "train-clean":
-        return [(f"job_{m}", [f'sweep.models=["{m}"]']) for m in sw.models]
-    snrs, kinds, models = ([float(v) for v in sw.snrs_db], list(sw.kinds), list(sw.models))
-
-    def place(cell):  # seed, SNR, kind, model, each in the config's order
-        kind, snr, _ = cell.conditions[0]
-        return sw.seeds.index(cell.seed), snrs.index(snr), kinds.index(kind), models.index(cell.model)
-
-    parts = []
-    for cell in sorted(plan_cells(cfg), key=place):
-        if not (cell.directory(out) / "result.json").is_file():
-            kind, snr, _ = cell.conditions[0]
-            parts.append((f"job_{cell.model}_{cell.cell_id}",
-                          [f'sweep.models=["{cell.model}"]', f'sweep.kinds=["{kind}"]',
-                           f"sweep.snrs_db=[{snr}]", f"sweep.seeds=[{cell.seed}]"]))
-    return parts
-
-
-def run_jobs(protocol: str, out: Path, sets: list[str], device: str, jobs: int) -> float:
-    """All cells, in parallel jobs (:func:`job_parts`); returns the wall time in seconds."""
-    sys.path.insert(0, str(ROOT))
+def run_grid(protocol: str, out: Path, sets: list[str], device: str, jobs: int) -> float:
+    """Every cell of the grid, ``jobs`` at a time, then the aggregate files; returns the wall time in seconds."""
     from faultdiag.config import load_config
+    from faultdiag.sweep import run_sweep
 
-    config = ROOT / "configs" / f"cwru_{protocol}.toml"
-    cfg = load_config(config, sets)
-    out.mkdir(parents=True, exist_ok=True)
-    parts = job_parts(cfg, out)
-    print(f"{len(parts)} job(s) to run", flush=True)
+    cfg = load_config(ROOT / "configs" / f"cwru_{protocol}.toml", [*sets, f'device="{device}"'])
     t0 = time.perf_counter()
 
-    def one(part):
-        name, extra = part
-        code = _run(_sweep_cmd(config, out, sets + extra, device), out / f"{name}.log")
-        print(f"{name}: exit {code} after {time.perf_counter() - t0:.0f} s", flush=True)
-        return code
+    def on_cell(info: dict) -> None:
+        print(f"[{info['index']}/{info['total']}] {info['model']} {info['cell']}: {info['status']} "
+              f"after {time.perf_counter() - t0:.0f} s", flush=True)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        codes = list(pool.map(one, parts))
-    if any(codes):
-        raise SystemExit(f"{sum(c != 0 for c in codes)} job(s) failed; see the job_*.log files in {out}")
-    code = _run(_sweep_cmd(config, out, sets, device), out / "aggregate.log")  # all cells done: aggregates
-    if code:
-        raise SystemExit(f"aggregation failed; see {out / 'aggregate.log'}")
+    run_sweep(cfg, out, progress=False, resume=True, on_cell=on_cell, jobs=jobs)
     return time.perf_counter() - t0
 
 
 def report_finished(protocol: str, out: Path, sets: list[str]) -> int:
     """Aggregate the cells of the grid that have finished (``result.json``), training nothing;
     returns how many of the grid's cells were found. For a grid only partly run."""
-    sys.path.insert(0, str(ROOT))
     from faultdiag.config import load_config
     from faultdiag.sweep import plan_cells, tidy_rows, write_reports
 
@@ -129,11 +72,11 @@ def report_finished(protocol: str, out: Path, sets: list[str]) -> int:
         path = cell.directory(out) / "result.json"
         if path.is_file():
             result = json.loads(path.read_text())
-            rows += tidy_rows(result, cell)
+            rows.append(tidy_rows(result, cell))
             results.append(result)
     if not rows:
         raise SystemExit(f"no finished cell of this grid in {out}")
-    df = pd.DataFrame(rows)
+    df = pd.concat(rows, ignore_index=True)
     write_reports(df, results, cfg, out, wall_s=0.0, n_trained=0)
     print(f"{len(results)} of {len(cells)} cells finished; aggregated without training")
     return len(results)
@@ -182,7 +125,7 @@ def _paper_table(df: pd.DataFrame) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("protocol", choices=("wdcnn", "paper"))
-    parser.add_argument("--jobs", type=int, default=2, help="parallel sweep processes")
+    parser.add_argument("--jobs", type=int, default=2, help="cells trained at a time (one process each)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", help="CWRU folder (default: the config's data_dir)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -199,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         wall_s, finished = 0.0, report_finished(args.protocol, out, sets)
     else:
-        wall_s = run_jobs(args.protocol, out, sets, args.device, args.jobs)
+        wall_s = run_grid(args.protocol, out, sets, args.device, args.jobs)
 
     from faultdiag import report
     from faultdiag.provenance import code_revision, library_versions, machine_info, write_json

@@ -1,6 +1,6 @@
 """Single-seed trials on the WDCNN protocol: what moves a clean-trained model's accuracy under noise.
 
-    python benchmarks/cwru_wdcnn_trials.py NAME [--set KEY=VALUE ...] [--leaky] [--gain-jitter G]
+    python -m benchmarks.cwru_wdcnn_trials NAME [--set KEY=VALUE ...] [--leaky]
                                            [--data-dir DIR] [--out FILE]
 
 Trains one model on ``configs/cwru_wdcnn.toml`` (with ``--set`` overrides, e.g.
@@ -14,8 +14,8 @@ Two switches exist only to explain numbers, never to produce the benchmark's own
 * ``--leaky``: WDCNN's own split -- every window of every region pooled and split at random 70/15/15,
   so test windows overlap training windows (the split faultdiag refuses everywhere else). It
   measures how much of the gap to the published anchors that leakage accounts for.
-* ``--gain-jitter G``: multiply each raw training window by a gain drawn log-uniformly from
-  [1/G, G] before normalisation (clean data, amplitude only); not a config option of the trainer.
+Random gain (``--set train.gain_jitter=G``: each raw training window scaled by a gain drawn
+log-uniformly from [1/G, G]) and the other training options are config keys.
 """
 
 from __future__ import annotations
@@ -23,28 +23,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from faultdiag.config import config_to_dict, load_config
+from faultdiag.data.normalize import Standardizer
+from faultdiag.data.windows import WindowSet
+from faultdiag.evaluate import evaluate_snrs
+from faultdiag.provenance import code_revision, library_versions, machine_info
+from faultdiag.training import Prepared, prepare, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from faultdiag import train as T  # noqa: E402
-from faultdiag.config import config_to_dict, load_config  # noqa: E402
-from faultdiag.data.normalize import Standardizer  # noqa: E402
-from faultdiag.data.windows import WindowSet  # noqa: E402
-from faultdiag.evaluate import evaluate_snrs  # noqa: E402
-from faultdiag.provenance import code_revision, library_versions, machine_info  # noqa: E402
 
 SNRS_DB = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
 OUT = ROOT / "benchmarks" / "results" / "cwru_wdcnn_trials.jsonl"
 
 
-def leaky_split(prepared: T.Prepared, seed: int = 0) -> T.Prepared:
+def leaky_split(prepared: Prepared, seed: int = 0) -> Prepared:
     """All windows pooled and split at random 70/15/15 (overlapping windows on both sides)."""
     pooled = WindowSet.concat([prepared.train, prepared.val, prepared.test])
     idx = np.random.default_rng(seed).permutation(len(pooled))
@@ -52,24 +49,8 @@ def leaky_split(prepared: T.Prepared, seed: int = 0) -> T.Prepared:
     train = pooled.subset(np.sort(idx[:a]))
     return dataclasses.replace(prepared, train=train, val=pooled.subset(np.sort(idx[a:b])),
                                test=pooled.subset(np.sort(idx[b:])),
-                               standardizer=Standardizer(per_channel=True).fit(train.X))
-
-
-def enable_gain_jitter(max_gain: float, seed: int) -> None:
-    """Make the trainer scale every training window by a random gain in [1/max_gain, max_gain].
-
-    Replaces the trainer's batch builder for this process:
-    gains are drawn per window and batch from a generator seeded by ``seed`` and applied to the
-    model input (global standardisation is linear up to a mean that is ~0 for vibration signals).
-    """
-    build, gen = T._batch_input, torch.Generator().manual_seed(seed)
-
-    def jittered(data, idx, cfg, prep, gens):
-        x = build(data, idx, cfg, prep, gens)                                   # (B, C, L)
-        log_gain = (torch.rand(x.shape[0], 1, 1, generator=gen) * 2 - 1) * float(np.log(max_gain))
-        return x * log_gain.exp()
-
-    T._batch_input = jittered
+                               inputs=dataclasses.replace(prepared.inputs,
+                                                          standardizer=Standardizer(per_channel=True).fit(train.X)))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -77,22 +58,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("name")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--leaky", action="store_true")
-    parser.add_argument("--gain-jitter", type=float, default=0.0)
     parser.add_argument("--data-dir", help="CWRU folder (default: the config's data_dir)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    if args.gain_jitter and args.gain_jitter <= 1:
-        parser.error(f"--gain-jitter must be > 1; got {args.gain_jitter}")
     sets = ["data.eval_hop=256", *args.sets] + ([f'data.data_dir="{args.data_dir}"'] if args.data_dir else [])
     cfg = load_config(ROOT / "configs" / "cwru_wdcnn.toml", sets)
-    prepared = T.prepare(cfg)
+    prepared = prepare(cfg)
     if args.leaky:
         prepared = leaky_split(prepared, cfg.seed)
-    if args.gain_jitter:
-        enable_gain_jitter(args.gain_jitter, cfg.seed)
     t0 = time.perf_counter()
-    result = T.train_model(cfg, ROOT / "runs" / "wdcnn_trials" / args.name, prepared=prepared, progress=False)
-    row = {"name": args.name, "overrides": sets, "leaky": args.leaky, "gain_jitter": args.gain_jitter,
+    result = train_model(cfg, ROOT / "runs" / "wdcnn_trials" / args.name, prepared=prepared, progress=False)
+    row = {"name": args.name, "overrides": sets, "leaky": args.leaky, "gain_jitter": cfg.train.gain_jitter,
            "seed": cfg.seed, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
            "train_wall_s": round(time.perf_counter() - t0, 1), "n_train": len(prepared.train),
            "n_test": len(prepared.test)}

@@ -45,7 +45,7 @@ def peak_mb():
     except (OSError, StopIteration):  # not Linux: ru_maxrss (may include the parent's memory)
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 torch.set_num_threads(int(sys.argv[3]))
-import faultdiag.diagnose_model as dm
+import faultdiag.diagnose.model as dm
 if sys.argv[6] == "eager":
     dm._fast = lambda net: net
 from faultdiag.diagnose import diagnose, load_predictor
@@ -65,15 +65,17 @@ def make_model(path: Path, preset: str = "paper") -> Path:
     import torch
 
     from faultdiag.checkpoint import save_checkpoint
+    from faultdiag.data.inputs import InputSpec
     from faultdiag.data.normalize import Standardizer
     from faultdiag.models.networks import build_model
-    from faultdiag.prepare import signal_stats
+    from faultdiag.training.prepare import signal_stats
 
     kwargs = dict(dims=1, in_channels=1, num_classes=10, preset=preset, seed=0)
     X = np.random.default_rng(0).standard_normal((64, 1, 2048)).astype(np.float32) * 0.1
     return save_checkpoint(path, model=build_model("drsn-cw", **kwargs).eval(), model_name="drsn-cw", model_kwargs=kwargs,
-                           class_names=[f"c{i}" for i in range(10)], fs_hz=12000.0, window_len=2048, hop=2048,
-                           channels=["DE"], normalizer={"normalize": "global", "standardizer": Standardizer().fit(X).to_dict()},
+                           class_names=[f"c{i}" for i in range(10)],
+                           inputs=InputSpec(fs_hz=12000.0, window_len=2048, hop=2048, channels=("DE",),
+                                            standardizer=Standardizer().fit(X)),
                            signal_stats=signal_stats(X), config={}, metrics={})
 
 

@@ -10,7 +10,7 @@ and after: the machine may be shared, a high load inflates the times):
 * ``presets``: each preset of ``PRESETS`` with ``dims=1`` x each of ``MODEL_NAMES``, windows of
   2048 samples at 12 kHz, 10 classes, synthetic random data, at each batch size.
   ``train``: full training steps (train mode, forward, cross-entropy, backward, the training
-  loop's Adam from ``faultdiag.schedules.make_optimizer``), ``--steps`` steps per repeat.
+  loop's Adam from ``faultdiag.training.schedules.make_optimizer``), ``--steps`` steps per repeat.
   ``infer``: eval mode, ``no_grad``, one forward pass per sample (``repeats x steps`` samples,
   timed by ``forward_speed.time_forwards``), of the plain eval model and of the folded copy that
   ``diagnose`` runs (``fold_for_inference``). Seconds of signal per second = windows/s x
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,19 +39,15 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
-
-import diagnose_speed  # noqa: E402
-import mnist_speed  # noqa: E402
-from forward_speed import time_forwards  # noqa: E402
-
-from faultdiag.config import TrainConfig  # noqa: E402
-from faultdiag.diagnose import DEFAULT_BATCH_SIZE as DIAGNOSE_BATCH  # noqa: E402
-from faultdiag.mnist_demo import DemoConfig  # noqa: E402
-from faultdiag.models.inference import fold_for_inference  # noqa: E402
-from faultdiag.models.networks import MODEL_NAMES, PRESETS, build_model  # noqa: E402
-from faultdiag.provenance import code_revision, library_versions, machine_info, write_json  # noqa: E402
-from faultdiag.schedules import make_optimizer  # noqa: E402
+from benchmarks import diagnose_speed, mnist_speed
+from benchmarks.forward_speed import time_forwards
+from faultdiag.config import TrainConfig
+from faultdiag.diagnose import DEFAULT_BATCH_SIZE as DIAGNOSE_BATCH
+from faultdiag.mnist_demo import DemoConfig
+from faultdiag.models.inference import fold_for_inference
+from faultdiag.models.networks import MODEL_NAMES, PRESETS, build_model
+from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
+from faultdiag.training.schedules import make_optimizer
 
 OUT = Path(__file__).resolve().parent / "results" / "speed.json"
 PRESETS_1D = tuple(name for name, p in PRESETS.items() if p["dims"] == 1)

@@ -17,7 +17,7 @@ _EXPORTS = {
     "Recording": "faultdiag.data.recording",
     "read_recording": "faultdiag.data.readers",
     "load_config": "faultdiag.config",
-    "train_model": "faultdiag.train",
+    "train_model": "faultdiag.training",
     "run_sweep": "faultdiag.sweep",
     "diagnose": "faultdiag.diagnose",
 }

@@ -1,8 +1,8 @@
 """One checkpoint file holds everything needed to use a trained model again.
 
-Weights, model name and keyword arguments, class names, ``fs_hz``, window length and hop,
-channels, the normaliser, raw-signal statistics, the resolved config, metrics, library versions
-and the code revision.  Written atomically (temporary file + rename); read with
+Weights, model name and keyword arguments, class names, the input spec (``fs_hz``, window
+length and hop, channels, the normaliser), raw-signal statistics, the resolved config, metrics,
+library versions and the code revision.  Written atomically (temporary file + rename); read with
 ``torch.load(..., weights_only=True)`` only, so the file holds nothing but tensors and plain
 Python containers/scalars: loading never executes code.
 """
@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultdiag.errors import DataError
+from faultdiag.data.inputs import InputSpec
+from faultdiag.errors import ConfigError, DataError
 from faultdiag.provenance import atomic_write, code_revision, library_versions
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,7 @@ FORMAT_VERSION = 1
 class Checkpoint:
     """A loaded checkpoint.
 
-    ``normalizer``: ``{"normalize": "global" | "window" | "none", "standardizer": dict | None}``
-    (the standardiser's ``to_dict()``; see :func:`faultdiag.prepare.to_model_input`).
+    ``inputs``: how raw windows become this model's input (:class:`~faultdiag.data.inputs.InputSpec`).
     ``signal_stats``: statistics of the RMS of raw training windows (``rms_min``, ``rms_p05``,
     ``rms_median``, ``rms_p95``, ``rms_max``), to flag inputs unlike the training data.
     """
@@ -45,11 +45,7 @@ class Checkpoint:
     model_kwargs: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     class_names: tuple[str, ...]
-    fs_hz: float
-    window_len: int
-    hop: int
-    channels: tuple[str, ...]
-    normalizer: dict[str, Any] | None
+    inputs: InputSpec
     signal_stats: dict[str, Any]
     config: dict[str, Any]
     metrics: dict[str, Any]
@@ -109,11 +105,7 @@ def save_checkpoint(
     model_name: str,
     model_kwargs: dict[str, Any],
     class_names: Sequence[str],
-    fs_hz: float,
-    window_len: int,
-    hop: int,
-    channels: Sequence[str],
-    normalizer: dict[str, Any] | None,
+    inputs: InputSpec,
     signal_stats: dict[str, Any],
     config: dict[str, Any],
     metrics: dict[str, Any],
@@ -126,11 +118,11 @@ def save_checkpoint(
         "model_kwargs": _plain(model_kwargs),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "class_names": [str(c) for c in class_names],
-        "fs_hz": float(fs_hz),
-        "window_len": int(window_len),
-        "hop": int(hop),
-        "channels": [str(c) for c in channels],
-        "normalizer": _plain(normalizer),
+        "fs_hz": float(inputs.fs_hz),
+        "window_len": int(inputs.window_len),
+        "hop": int(inputs.hop),
+        "channels": [str(c) for c in inputs.channels],
+        "normalizer": _plain(inputs.normalizer_dict()),
         "signal_stats": _plain(signal_stats),
         "config": _plain(config),
         "metrics": _plain(metrics),
@@ -180,11 +172,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
             model_kwargs=_tupled(raw["model_kwargs"]),
             state_dict=raw["state_dict"],
             class_names=tuple(raw["class_names"]),
-            fs_hz=float(raw["fs_hz"]),
-            window_len=int(raw["window_len"]),
-            hop=int(raw["hop"]),
-            channels=tuple(raw["channels"]),
-            normalizer=raw["normalizer"],
+            inputs=InputSpec.from_stored(fs_hz=raw["fs_hz"], window_len=raw["window_len"], hop=raw["hop"],
+                                         channels=raw["channels"], normalizer=raw["normalizer"]),
             signal_stats=raw["signal_stats"],
             config=raw["config"],
             metrics=raw["metrics"],
@@ -194,3 +183,5 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
         )
     except KeyError as exc:
         raise DataError(f"The checkpoint '{path}' lacks the entry {exc}; it is incomplete.") from None
+    except ConfigError as exc:
+        raise DataError(f"The checkpoint '{path}' holds an unusable input spec: {exc}") from None

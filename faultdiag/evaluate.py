@@ -3,8 +3,11 @@
 Evaluation noise is always fixed by seed: the noise for (seed, kind, snr_db) comes from a
 generator seeded by a hash of exactly those three values, so a number is repeatable and does
 not depend on which other SNRs were evaluated or in which order. Noise is added to the *raw*
-windows (SNR relative to the measured signal) and the result goes through
-:func:`faultdiag.prepare.to_model_input`, the same path as training and diagnosis.
+windows (SNR relative to the measured signal) and the result goes through the model's
+:class:`~faultdiag.data.inputs.InputSpec`, the same path as training and diagnosis.
+:func:`evaluate_checkpoint` scores a saved model on a config's data and writes the files of
+``faultdiag evaluate``; :func:`score_training` the clean (or training-noise) test metrics that
+``faultdiag train`` writes beside a fresh checkpoint.
 """
 
 from __future__ import annotations
@@ -14,23 +17,27 @@ import hashlib
 import logging
 import os
 import warnings
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from faultdiag import validate
+from faultdiag.config import NOISE_KINDS, NOISE_PER
 from faultdiag.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
-NOISE_KINDS = ("gaussian", "laplacian", "pink")
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+TIDY_COLUMNS = ("model", "protocol", "kind", "snr_db", "adabn", "seed", "accuracy", "balanced_accuracy", "macro_f1")
 
 
 def _check_batch_size(batch_size: int) -> None:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ConfigError(f"The 'batch_size' parameter must be a positive int; got {batch_size!r}.")
+    validate.positive_int("batch_size", batch_size)
 
 
 def _check_x(X: Any) -> torch.Tensor:
@@ -42,7 +49,7 @@ def _check_x(X: Any) -> torch.Tensor:
 
 
 def _device(device: str | torch.device) -> torch.device:
-    from faultdiag.train import resolve_device
+    from faultdiag.training.run import resolve_device
 
     return device if isinstance(device, torch.device) else resolve_device(str(device))
 
@@ -163,13 +170,10 @@ def noise_seed(seed: int, kind: str, snr_db: float) -> int:
 
 
 def _check_grid(kinds: Sequence[str], snrs_db: Sequence[float], split: str, per: str) -> None:
-    if per not in ("window", "recording"):
-        raise ConfigError(f"The 'per' parameter must be 'window' or 'recording'; got {per!r}.")
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"The 'split' parameter must be 'train', 'val' or 'test'; got {split!r}.")
+    validate.choice("per", per, NOISE_PER)
+    validate.choice("split", split, ("train", "val", "test"))
     for kind in kinds:
-        if kind not in NOISE_KINDS:
-            raise ConfigError(f"The 'kinds' parameter must hold {', '.join(map(repr, NOISE_KINDS))}; got {kind!r}.")
+        validate.choice("kinds", kind, NOISE_KINDS)
     for snr in snrs_db:
         if not isinstance(snr, (int, float)) or isinstance(snr, bool) or not np.isfinite(snr):
             raise ConfigError(f"The 'snrs_db' parameter must hold finite numbers; got {snr!r}.")
@@ -186,26 +190,24 @@ def evaluate_snrs(
     adabn: bool = False,
     include_clean: bool = True,
     per: str = "window",
-    normalize: str | None = None,
     batch_size: int = 512,
     device: str | torch.device = "cpu",
 ) -> list[dict]:
     """Metrics of ``model`` on ``prepared.<split>`` with noise of each kind at each SNR.
 
     Args:
-        prepared: a :class:`faultdiag.prepare.Prepared` (raw windows + fitted normaliser).
+        prepared: a :class:`faultdiag.training.prepare.Prepared` (raw windows + the model's input spec).
         adabn: re-estimate BatchNorm statistics on each noisy (unlabelled) set before scoring.
         include_clean: also score the noise-free windows (row with ``kind="clean"``,
             ``snr_db=None``).
         per: SNR relative to each window's power, or to the mean power of its recording's
-            windows (as in training, :func:`faultdiag.prepare.add_window_noise`).
-        normalize: ``global`` | ``window`` | ``none``; None = the one ``prepared`` was built with.
+            windows (as in training, :func:`faultdiag.data.noise.add_window_noise`).
         device: ``auto`` | ``cpu`` | ``cuda`` or a ``torch.device``.
     Returns:
         One dict per condition (clean first, then kind-major, SNR-minor): ``kind``, ``snr_db``,
         ``adabn``, ``seed``, ``split`` and everything :func:`compute_metrics` returns.
     """
-    from faultdiag.prepare import add_window_noise, to_model_input
+    from faultdiag.data.noise import add_window_noise
 
     _check_grid(kinds, snrs_db, split, per)
     windows = getattr(prepared, split)
@@ -213,7 +215,6 @@ def evaluate_snrs(
     groups = torch.from_numpy(np.asarray(windows.groups, dtype=np.int64))
     if len(X_raw) == 0:
         raise DataError(f"The '{split}' split has no windows to evaluate; check data.split and data.window_len.")
-    mode = normalize or getattr(prepared, "normalize", None)
     conditions = ([("clean", None)] if include_clean else []) + [(k, float(s)) for k in kinds for s in snrs_db]
     results = []
     for kind, snr in conditions:
@@ -222,10 +223,79 @@ def evaluate_snrs(
         else:
             gen = torch.Generator().manual_seed(noise_seed(seed, kind, snr))
             noisy = add_window_noise(X_raw, snr, kind, per, groups, gen)
-        X = to_model_input(noisy, prepared, mode)
+        X = prepared.inputs.transform(noisy)
         scorer = _adapt_batchnorm(model, X, batch_size=batch_size, device=device) if adabn else model
         y_pred = predict_logits(scorer, X, batch_size=batch_size, device=device).argmax(dim=1).numpy()
         metrics = compute_metrics(windows.y, y_pred, prepared.class_names)
         results.append({"kind": kind, "snr_db": snr, "adabn": bool(adabn), "seed": int(seed), "split": split, **metrics})
         log.info("%s %s dB adabn=%s: accuracy %.4f", kind, snr, adabn, metrics["accuracy"])
     return results
+
+
+def tidy(rows: Sequence[dict], model: str, protocol: str) -> "pd.DataFrame":
+    """Rows of :func:`evaluate_snrs` as the tidy results table (``TIDY_COLUMNS``; clean rows have NaN SNR)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": model, "protocol": protocol, "kind": r["kind"],
+                          "snr_db": float("nan") if r["snr_db"] is None else float(r["snr_db"]),
+                          "adabn": bool(r["adabn"]), "seed": int(r["seed"]),
+                          **{m: float(r[m]) for m in ("accuracy", "balanced_accuracy", "macro_f1")}}
+                         for r in rows], columns=list(TIDY_COLUMNS))
+
+
+def score_training(result: Any, cfg: Any, out_dir: str | os.PathLike) -> list[dict]:
+    """Test metrics of a fresh training (clean, plus its training noise if any) → ``out_dir/metrics.json``."""
+    from faultdiag.config import config_to_dict
+    from faultdiag.provenance import code_revision, write_json
+
+    fixed_snr = cfg.noise.train in ("fixed", "fresh")
+    rows = evaluate_snrs(result.model, result.prepared, kinds=(cfg.noise.kind,),
+                         snrs_db=(cfg.noise.train_snr_db,) if fixed_snr else (), seed=cfg.seed, per=cfg.noise.per,
+                         batch_size=cfg.train.eval_batch_size, device=cfg.device)
+    write_json(os.path.join(out_dir, "metrics.json"), {
+        "config": config_to_dict(cfg), "best_epoch": result.best_epoch, "data_fingerprint": result.prepared.fingerprint,
+        "code_revision": code_revision(), "test": rows})
+    return rows
+
+
+def prepared_for(ckpt: Any, cfg: Any) -> Any:
+    """``cfg``'s data split as for training, turned into input with the checkpoint's own spec; classes must match."""
+    import dataclasses
+
+    from faultdiag.training.prepare import prepare
+
+    prepared = prepare(cfg)
+    if tuple(prepared.class_names) != tuple(ckpt.class_names):
+        raise DataError(f"The checkpoint '{ckpt.path}' was trained on classes {list(ckpt.class_names)}; "
+                        f"the config's data has {list(prepared.class_names)}.")
+    if int(prepared.inputs.window_len) != int(ckpt.inputs.window_len):
+        raise DataError(f"The checkpoint '{ckpt.path}' expects window_len {ckpt.inputs.window_len}; "
+                        f"the config's data.window_len is {prepared.inputs.window_len}.")
+    return dataclasses.replace(prepared, inputs=ckpt.inputs)
+
+
+def evaluate_checkpoint(model_path: str | os.PathLike, cfg: Any, out_dir: str | os.PathLike, *,
+                        kinds: Sequence[str], snrs_db: Sequence[float], adabn: bool = False,
+                        split: str = "test") -> tuple["pd.DataFrame", list[dict]]:
+    """Score the checkpoint at ``model_path`` on ``cfg``'s data (each kind × SNR, clean, and with AdaBN
+    if asked) and write ``evaluation.csv``, ``evaluation.json`` and ``accuracy_vs_snr.png`` to ``out_dir``.
+    Returns the tidy table and the full rows of :func:`evaluate_snrs`."""
+    from faultdiag import report
+    from faultdiag.provenance import atomic_write, code_revision, write_json
+
+    model, ckpt = load_model(model_path)
+    prepared = prepared_for(ckpt, cfg)
+    rows = []
+    for with_adabn in (False, True) if adabn else (False,):
+        rows += evaluate_snrs(model, prepared, split=split, kinds=kinds, snrs_db=snrs_db, seed=cfg.seed,
+                              adabn=with_adabn, per=cfg.noise.per, batch_size=cfg.train.eval_batch_size,
+                              device=cfg.device)
+    df = tidy(rows, ckpt.model_name, "evaluate")
+    with atomic_write(os.path.join(out_dir, "evaluation.csv"), "w", encoding="utf-8", newline="") as fh:
+        df.to_csv(fh, index=False)
+    write_json(os.path.join(out_dir, "evaluation.json"), {
+        "checkpoint": str(model_path), "checkpoint_revision": ckpt.revision, "code_revision": code_revision(),
+        "split": split, "seed": cfg.seed, "data_fingerprint": prepared.fingerprint,
+        "results": rows})
+    report.plot_accuracy_vs_snr(df, os.path.join(out_dir, "accuracy_vs_snr.png"))
+    return df, rows

@@ -7,7 +7,6 @@ needed and the bytes free in the message.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -85,11 +84,6 @@ def estimate_train_bytes(n_params: int, epochs: int, optimizer: str = "adam") ->
     ckpt = weights + 64 * 1024
     last = weights * (2 + (2 if optimizer == "adam" else 1)) + 64 * 1024
     return ckpt + last + max(ckpt, last) + 200 * int(epochs)
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """True for the OS errors a full disk or exhausted quota raise."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _mb(n: int) -> str:

@@ -132,8 +132,7 @@ def test_checkpoint_of_a_different_model_is_refused(trained, tmp_path, capsys):
     other = tmp_path / "other.pt"
     model = ck.build_model()
     save_checkpoint(other, model=model, model_name="resnet", model_kwargs={**ck.model_kwargs, "widths": (8, 8)},
-                    class_names=ck.class_names, fs_hz=ck.fs_hz, window_len=ck.window_len, hop=ck.hop,
-                    channels=ck.channels, normalizer=ck.normalizer, signal_stats=ck.signal_stats,
+                    class_names=ck.class_names, inputs=ck.inputs, signal_stats=ck.signal_stats,
                     config=ck.config, metrics=ck.metrics)
     rec = tmp_path / "r.npy"
     np.save(rec, np.random.default_rng(0).normal(size=(1, 12000)).astype(np.float32))

@@ -14,8 +14,7 @@ from faultdiag.data.cache import build_cache, cached_splits, open_cache
 from faultdiag.data.readers import write_recording
 from faultdiag.data.simulate import simulate_recording
 from faultdiag.errors import ConfigError, DataError
-from faultdiag.prepare import prepare
-from faultdiag.train import train_model
+from faultdiag.training import prepare, train_model
 
 BASE = ["data.source=simulated", "data.sim_duration_s=1.5", "data.loads=[0]", "data.window_len=256",
         "data.hop=128", "model.widths=[4, 8]", "model.units=[1, 1]", "model.stage_strides=[2, 2]",
@@ -33,7 +32,7 @@ def test_cached_windows_equal_in_memory_windows(cache_path):
     cfg = load_config(None, BASE)
     mem = prepare(cfg)
     lazy = prepare(load_config(None, [*BASE, f"data.cache={cache_path}"]))
-    assert lazy.class_names == mem.class_names and lazy.channels == mem.channels
+    assert lazy.class_names == mem.class_names and lazy.inputs.channels == mem.inputs.channels
     for split in ("train", "val", "test"):
         a, b = getattr(mem, split), getattr(lazy, split)
         np.testing.assert_array_equal(a.y, b.y)
@@ -41,8 +40,8 @@ def test_cached_windows_equal_in_memory_windows(cache_path):
         np.testing.assert_array_equal(a.X, np.asarray(b.X))
     idx = np.array([5, 0, 17, 5])  # any order, repeats
     np.testing.assert_array_equal(lazy.train.X[idx], mem.train.X[idx])
-    np.testing.assert_allclose(lazy.standardizer.mean_, mem.standardizer.mean_, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(lazy.standardizer.std_, mem.standardizer.std_, rtol=1e-6)
+    np.testing.assert_allclose(lazy.inputs.standardizer.mean_, mem.inputs.standardizer.mean_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(lazy.inputs.standardizer.std_, mem.inputs.standardizer.std_, rtol=1e-6)
     assert lazy.signal_stats["rms_median"] == pytest.approx(mem.signal_stats["rms_median"], rel=1e-6)
 
 

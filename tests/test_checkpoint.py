@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from faultdiag.checkpoint import load_checkpoint, save_checkpoint
+from faultdiag.data.inputs import InputSpec
+from faultdiag.data.normalize import Standardizer
 from faultdiag.errors import DataError
 from faultdiag.models.networks import build_model
 
@@ -14,9 +16,10 @@ from faultdiag.models.networks import build_model
 def _save(path, model, **extra):
     fields = dict(
         model=model, model_name="drsn-cw", model_kwargs={k: v for k, v in model.build_kwargs.items() if k != "name"},
-        class_names=("normal", "IR007"), fs_hz=12000.0, window_len=256, hop=64, channels=("DE",),
-        normalizer={"normalize": "global", "standardizer": {"per_channel": True, "eps": 1e-8,
-                                                             "mean": np.array([0.1]), "std": np.array([2.0])}},
+        class_names=("normal", "IR007"),
+        inputs=InputSpec(fs_hz=12000.0, window_len=256, hop=64, channels=("DE",), normalize="global",
+                         standardizer=Standardizer.from_dict({"per_channel": True, "eps": 1e-8,
+                                                              "mean": np.array([0.1]), "std": np.array([2.0])})),
         signal_stats={"rms_min": np.float32(0.5), "rms_max": 2.0}, config={"seed": 0, "train": {"lr": 1e-3}},
         metrics={"val_accuracy": np.float64(0.75), "per_snr": [(-4.0, 0.5)]},
     )
@@ -37,9 +40,9 @@ def test_round_trip_rebuilds_identical_model(tmp_path, model):
     raw = torch.load(path, weights_only=True)  # loads without allow-listing anything
     assert raw["format"] == "faultdiag-checkpoint"
     ck = load_checkpoint(path)
-    assert ck.class_names == ("normal", "IR007") and ck.channels == ("DE",)
-    assert ck.window_len == 256 and ck.hop == 64 and ck.fs_hz == 12000.0
-    assert ck.normalizer["standardizer"]["mean"] == [0.1]
+    assert ck.class_names == ("normal", "IR007") and ck.inputs.channels == ("DE",)
+    assert ck.inputs.window_len == 256 and ck.inputs.hop == 64 and ck.inputs.fs_hz == 12000.0
+    assert list(ck.inputs.standardizer.mean_) == [0.1] and raw["normalizer"]["standardizer"]["mean"] == [0.1]
     assert ck.metrics["val_accuracy"] == 0.75 and ck.versions["torch"] and ck.revision
     rebuilt = ck.build_model()
     assert not rebuilt.training

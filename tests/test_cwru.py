@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.io import loadmat, savemat
 
-from faultdiag.data import cwru
+from faultdiag.data import cwru, cwru_catalogue
 from faultdiag.errors import ConfigError, DataError
 
 # The 12 kHz drive-end WDCNN set as listed in ../shared/data/MANIFEST.md (class -> numbers at 0..3 HP).
@@ -22,7 +22,7 @@ MANIFEST_12K_DE = {
 
 
 def test_catalogue_covers_every_cwru_set():
-    df = cwru.catalogue()
+    df = cwru_catalogue.catalogue()
     assert df.number.is_unique
     assert df.dataset.value_counts().to_dict() == {"12k_DE": 60, "48k_DE": 52, "12k_FE": 45, "normal": 4}
     normal = df[df.dataset == "normal"]
@@ -39,17 +39,17 @@ def test_catalogue_covers_every_cwru_set():
 
 
 def test_catalogue_quirks_and_copy():
-    assert cwru.lookup(3001)["var_prefix"] == "X056" and cwru.lookup(3008)["var_prefix"] == "X051"
-    assert cwru.lookup(174)["var_prefix"] == "X173"
-    assert cwru.lookup(217)["class_name"] == "IR021" and cwru.lookup(217)["load_hp"] == 3
-    assert cwru.lookup(310)["load_hp"] == 0 and cwru.lookup(309)["load_hp"] == 1
-    entry = cwru.lookup(97)
+    assert cwru_catalogue.lookup(3001)["var_prefix"] == "X056" and cwru_catalogue.lookup(3008)["var_prefix"] == "X051"
+    assert cwru_catalogue.lookup(174)["var_prefix"] == "X173"
+    assert cwru_catalogue.lookup(217)["class_name"] == "IR021" and cwru_catalogue.lookup(217)["load_hp"] == 3
+    assert cwru_catalogue.lookup(310)["load_hp"] == 0 and cwru_catalogue.lookup(309)["load_hp"] == 1
+    entry = cwru_catalogue.lookup(97)
     assert entry["diameter_in"] is None and entry["or_position"] is None and entry["fs_hz"] == 48000
-    df = cwru.catalogue()
+    df = cwru_catalogue.catalogue()
     df.loc[97, "fs_hz"] = 1  # a caller's edit does not reach the cache
-    assert cwru.lookup(97)["fs_hz"] == 48000
+    assert cwru_catalogue.lookup(97)["fs_hz"] == 48000
     with pytest.raises(DataError, match="12345"):
-        cwru.lookup(12345)
+        cwru_catalogue.lookup(12345)
 
 
 @pytest.mark.parametrize("number, expected", [
@@ -57,13 +57,13 @@ def test_catalogue_quirks_and_copy():
     (258, "OR021@12"), (313, "OR014@6"),
 ])
 def test_class_name(number, expected):
-    assert cwru.class_name(cwru.lookup(number)) == expected
-    assert cwru.class_name(cwru.lookup(number), "fault") == cwru.lookup(number)["fault"]
+    assert cwru_catalogue.class_name(cwru_catalogue.lookup(number)) == expected
+    assert cwru_catalogue.class_name(cwru_catalogue.lookup(number), "fault") == cwru_catalogue.lookup(number)["fault"]
 
 
 def test_class_name_rejects_unknown_scheme():
     with pytest.raises(ConfigError, match="scheme"):
-        cwru.class_name(cwru.lookup(105), "foo")
+        cwru_catalogue.class_name(cwru_catalogue.lookup(105), "foo")
 
 
 @pytest.mark.parametrize("name, dataset, expected", [
@@ -74,7 +74,7 @@ def test_class_name_rejects_unknown_scheme():
     ("12k_Fan_End_IR007_1.mat", "12k_DE", 279), ("readme.mat", "12k_DE", None),
 ])
 def test_number_from_name(name, dataset, expected):
-    assert cwru.number_from_name(name, dataset) == expected
+    assert cwru_catalogue.number_from_name(name, dataset) == expected
 
 
 def _vars(prefix: int, n: int = 2048, channels=("DE", "FE", "BA"), rpm: float | None = 1790.0, seed: int = 0):
@@ -87,7 +87,7 @@ def _vars(prefix: int, n: int = 2048, channels=("DE", "FE", "BA"), rpm: float | 
 
 def test_recording_from_variables_basic():
     variables = _vars(106, channels=("BA", "DE", "FE"))
-    rec = cwru.recording_from_variables("some/dir/12k_Drive_End_IR007_1_106.mat", variables)
+    rec = cwru_catalogue.recording_from_variables("some/dir/12k_Drive_End_IR007_1_106.mat", variables)
     assert rec.channels == ("DE", "FE", "BA") and rec.signal.shape == (3, 2048) and rec.fs_hz == 12000
     np.testing.assert_allclose(rec.signal[0], variables["X106_DE_time"].ravel(), rtol=1e-6)
     assert rec.label == "IR007"
@@ -98,29 +98,29 @@ def test_recording_from_variables_basic():
 def test_recording_from_variables_quirks():
     # 99.mat holds X098 and X099 pairs: X099 is chosen; no RPM -> the catalogue's nominal value
     variables = {**_vars(98, channels=("DE", "FE"), seed=1), **_vars(99, channels=("DE", "FE"), rpm=None, seed=2)}
-    rec = cwru.recording_from_variables("99.mat", variables)
+    rec = cwru_catalogue.recording_from_variables("99.mat", variables)
     assert rec.meta["var_prefix"] == "X099" and rec.meta["cwru_number"] == 99 and rec.fs_hz == 48000
     np.testing.assert_allclose(rec.signal[1], variables["X099_FE_time"].ravel(), rtol=1e-6)
     assert rec.meta["rpm"] == 1750 and rec.meta["rpm_source"] == "catalogue"
     # 3001-3008: X056.. prefix, DE only, the file name's number wins
-    rec = cwru.recording_from_variables("IR028_0.mat", _vars(56, channels=("DE",), rpm=None))
+    rec = cwru_catalogue.recording_from_variables("IR028_0.mat", _vars(56, channels=("DE",), rpm=None))
     assert (rec.meta["cwru_number"], rec.meta["var_prefix"], rec.label, rec.channels) == (3001, "X056", "IR028", ("DE",))
     # a lone prefix and an unnumbered name: the prefix gives the number
-    assert cwru.recording_from_variables("mystery.mat", _vars(130)).label == "OR007@6"
+    assert cwru_catalogue.recording_from_variables("mystery.mat", _vars(130)).label == "OR007@6"
     # a renamed mirror's wrong number (N7): the variables win
-    assert cwru.recording_from_variables("12k_Fan_End_IR014_1_276.mat", _vars(275)).meta["cwru_number"] == 275
+    assert cwru_catalogue.recording_from_variables("12k_Fan_End_IR014_1_276.mat", _vars(275)).meta["cwru_number"] == 275
     # several prefixes and none matches the name: refuse
     with pytest.raises(DataError, match="several prefixes"):
-        cwru.recording_from_variables("105.mat", {**_vars(98), **_vars(99)})
+        cwru_catalogue.recording_from_variables("105.mat", {**_vars(98), **_vars(99)})
     with pytest.raises(DataError, match="no CWRU signal"):
-        cwru.recording_from_variables("105.mat", {"foo": np.zeros(3)})
+        cwru_catalogue.recording_from_variables("105.mat", {"foo": np.zeros(3)})
 
 
 def test_real_files_read_with_their_quirks(cwru_dir: Path):
     files = sorted(cwru_dir.glob("*.mat"))
     assert len(files) == 61
     for path in files:
-        rec = cwru.recording_from_variables(path, loadmat(path))
+        rec = cwru_catalogue.recording_from_variables(path, loadmat(path))
         number = int(path.stem.rsplit("_", 1)[1])
         assert rec.meta["cwru_number"] == number, path.name
         expected_label = path.stem.split("_")[-3] if number != 97 else "normal"
@@ -130,7 +130,7 @@ def test_real_files_read_with_their_quirks(cwru_dir: Path):
             assert rec.channels == ("DE",) and rec.meta["rpm_source"] == "catalogue"
             assert rec.meta["var_prefix"] == ("X%03d" % ((56 + number - 3001) if number <= 3004 else (48 + number - 3005)))
         else:
-            assert rec.meta["rpm_source"] == "file" and abs(rec.meta["rpm"] - cwru.lookup(number)["rpm"]) < 15
+            assert rec.meta["rpm_source"] == "file" and abs(rec.meta["rpm"] - cwru_catalogue.lookup(number)["rpm"]) < 15
         assert rec.fs_hz == (48000 if number == 97 else 12000)
 
 
@@ -147,7 +147,7 @@ def test_infer_fs_hz_real(cwru_dir: Path):
     for name, expected in [("normal_0_97.mat", 48000), ("12k_Drive_End_IR007_0_105.mat", 12000),
                            ("12k_Drive_End_OR007@6_0_130.mat", 12000), ("12k_Drive_End_B014_3_188.mat", 12000),
                            ("12k_Drive_End_B028_3_3008.mat", 12000)]:  # no RPM variable: nominal speed
-        rec = cwru.recording_from_variables(cwru_dir / name, loadmat(cwru_dir / name))
+        rec = cwru_catalogue.recording_from_variables(cwru_dir / name, loadmat(cwru_dir / name))
         assert cwru.infer_fs_hz(rec.signal, rec.meta["rpm"]) == expected, name
 
 
@@ -189,7 +189,7 @@ def test_load_cwru_real(cwru_dir: Path, caplog):
     with caplog.at_level(logging.WARNING, logger="faultdiag.data.cwru"):
         recs = cwru.load_cwru(cwru_dir, loads=(0, 1))
     assert len(recs) == 1 + 9 * 2  # 98.mat is missing from ../shared/data
-    assert sorted({r.label for r in recs}) == sorted(cwru.WDCNN_CLASSES)
+    assert sorted({r.label for r in recs}) == sorted(cwru_catalogue.WDCNN_CLASSES)
     normal = [r for r in recs if r.label == "normal"]
     assert len(normal) == 1 and normal[0].fs_hz == 12000 and abs(normal[0].n_samples - 243938 / 4) <= 1
     assert normal[0].meta["cwru_normal_available"] == [97]

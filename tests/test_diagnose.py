@@ -12,14 +12,14 @@ from scipy.signal import resample_poly
 from faultdiag.cli import main
 from faultdiag.config import load_config
 from faultdiag.data.readers import open_recording, write_recording
-from faultdiag.data.readers_source import source_from_recording
+from faultdiag.data.readers.source import source_from_recording
 from faultdiag.data.recording import Recording
 from faultdiag.data.simulate import simulate_recording
 from faultdiag.data.windows import frame
 from faultdiag.diagnose import agreement, diagnose, diagnose_file, fault_kind, load_predictor
-from faultdiag.diagnose_stream import CLIP_SHARE, SignalChecks, iter_windows, resample_blocks
+from faultdiag.diagnose.stream import CLIP_SHARE, SignalChecks, iter_windows, resample_blocks
 from faultdiag.errors import ConfigError
-from faultdiag.train import train_model
+from faultdiag.training import train_model
 
 SIM = ["data.source=simulated", "data.sim_duration_s=6", "data.loads=[0]", "data.window_len=1024", "data.hop=256",
        "model.preset=wide", "train.epochs=5", "train.batch_size=32", "train.lr=0.01", "train.threads=1", "device=cpu"]
@@ -51,7 +51,7 @@ def test_streaming_resample_equals_whole_signal(fs_in, fs_out):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 40_003)).astype(np.float32)
     src = source_from_recording(Recording(x, fs_in, ("a", "b")), "npz")
-    from faultdiag.diagnose_stream import resample_ratio
+    from faultdiag.diagnose.stream import resample_ratio
 
     up, down = resample_ratio(fs_in, fs_out, "test")
     parts = list(resample_blocks(src, [1, 0], up, down, block_len=3000))

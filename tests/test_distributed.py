@@ -15,7 +15,8 @@ from faultdiag.checkpoint import load_checkpoint
 from faultdiag.config import load_config
 from faultdiag.distributed import DistContext, check_batch_size, context_from_env, shard
 from faultdiag.errors import ConfigError
-from faultdiag.train import _batches, train_model
+from faultdiag.training import train_model
+from faultdiag.training.loop import batch_bounds
 
 TINY_TOML = """
 seed = 0
@@ -43,12 +44,12 @@ threads = 1
 @pytest.mark.parametrize("world", [1, 2, 3, 4])
 def test_shards_are_disjoint_and_cover_every_batch(world):
     perm = torch.randperm(101, generator=torch.Generator().manual_seed(0))
-    for start, stop in _batches(101, 16, world):
+    for start, stop in batch_bounds(101, 16, world):
         parts = [shard(perm[start:stop], DistContext(rank=r, world_size=world)) for r in range(world)]
         assert min(len(p) for p in parts) >= 2  # BatchNorm needs two windows per rank
         joined = torch.cat(parts)
         assert sorted(joined.tolist()) == sorted(perm[start:stop].tolist())  # disjoint, complete
-    covered = sum(stop - start for start, stop in _batches(101, 16, world))
+    covered = sum(stop - start for start, stop in batch_bounds(101, 16, world))
     assert covered >= 101 - 2 * world  # only a short trailing batch is dropped
 
 

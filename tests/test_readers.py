@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from faultdiag.data import readers_csv, readers_source
+from faultdiag.data.readers import source as readers_source, text as readers_csv
 from faultdiag.data.readers import (
     find_recordings, open_recording, read_recording, sniff_format, write_recording,
 )

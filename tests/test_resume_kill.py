@@ -14,7 +14,7 @@ import torch
 
 from faultdiag.checkpoint import load_checkpoint
 from faultdiag.config import load_config
-from faultdiag.train import train_model
+from faultdiag.training import train_model
 
 OVERRIDES = [
     "data.source=simulated", "data.sim_duration_s=1.5", "data.loads=[0]", "data.window_len=256", "data.hop=128",
@@ -26,13 +26,13 @@ OVERRIDES = [
 # The child sleeps inside every epoch (after the first) so the kill lands mid-epoch; sleeping changes no number.
 CHILD = """
 import sys, time
-import faultdiag.train as t
-orig = t._run_epoch
+import faultdiag.training.loop as loop
+orig = loop.run_epoch
 def slow(*a, **k):
-    if a[6] > 1:
+    if k["epoch"] > 1:
         time.sleep(30)
     return orig(*a, **k)
-t._run_epoch = slow
+loop.run_epoch = slow
 from faultdiag.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from faultdiag import report
-from faultdiag.config import load_config
+from faultdiag.config import load_config, training_key
 from faultdiag.errors import ConfigError
-from faultdiag.sweep import plan_cells, run_sweep, training_key
+from faultdiag.sweep import plan_cells, run_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -107,8 +107,8 @@ def test_plots_write_png(tmp_path):
 
 @pytest.fixture
 def train_spy(monkeypatch):
-    """Count calls of faultdiag.train.train_model (the sweep imports it at call time)."""
-    import faultdiag.train as train
+    """Count calls of faultdiag.training.run.train_model (the sweep looks it up at call time)."""
+    import faultdiag.training.run as train
 
     calls = []
     real = train.train_model
@@ -192,3 +192,47 @@ def test_matched_protocol_trains_with_noise_and_scores_at_that_snr(tmp_path, tra
     cell = json.loads((tmp_path / "cells" / "drsn-cw" / "gaussian_0dB-seed0" / "result.json").read_text())
     assert cell["config"]["noise"]["train"] == "fixed" and cell["config"]["noise"]["train_snr_db"] == 0.0
     assert (tmp_path / "summary.md").read_text().count("drsn-cw +AdaBN") == 1
+
+
+def test_parallel_jobs_give_the_numbers_of_one_job_and_skip_finished_cells(tmp_path):
+    over = tiny_overrides(**{"sweep.protocol": '"matched"', "noise.train": '"fresh"', "noise.train_snr_db": "0"})
+    cfg = load_config(None, over)
+    one = run_sweep(cfg, tmp_path / "one", progress=False)
+    statuses = []
+    two = run_sweep(cfg, tmp_path / "two", progress=False, jobs=2,
+                    on_cell=lambda info: statuses.append(info["status"]))
+    assert sorted(statuses) == ["trained"] * 4
+    pd.testing.assert_frame_equal(one, two)
+    statuses.clear()
+    run_sweep(cfg, tmp_path / "two", progress=False, jobs=2, on_cell=lambda info: statuses.append(info["status"]))
+    assert statuses == ["skipped"] * 4
+
+
+def test_plan_matched_runs_condition_by_condition():
+    cfg = load_config(None, tiny_overrides(**{"sweep.protocol": '"matched"', "sweep.seeds": "[0, 1]"}))
+    order = [(c.seed, c.conditions[0][1], c.model) for c in plan_cells(cfg)]
+    assert order == [(s, snr, m) for s in (0, 1) for snr in (-2.0, 4.0) for m in ("drsn-cw", "resnet")]
+
+
+def test_train_mixed_trains_once_per_seed_with_mixed_noise(tmp_path, train_spy):
+    cfg = load_config(None, tiny_overrides(**{"sweep.models": '["resnet"]', "sweep.protocol": '"train-mixed"'}))
+    (cell,) = plan_cells(cfg)
+    assert cell.cell_id == "mixed-seed0" and cell.config.noise.train == "mixed"
+    assert ("clean", None, False) in cell.conditions and ("gaussian", -2.0, False) in cell.conditions
+    df = run_sweep(cfg, tmp_path, progress=False)
+    assert len(train_spy) == 1 and set(df.protocol) == {"train-mixed"} and len(df) == 3
+
+
+def test_a_failing_cell_is_reported_after_the_others_and_no_aggregate_is_written(tmp_path):
+    from faultdiag.errors import FaultdiagError
+
+    cfg = load_config(None, tiny_overrides(**{"sweep.models": '["resnet", "drsn-cw"]'}))
+    bad = tmp_path / "cells" / "resnet" / "clean-seed0"
+    bad.mkdir(parents=True)
+    (bad / "result.json").write_text("{not json")
+    statuses = []
+    with pytest.raises(FaultdiagError, match="(?s)1 of 2 sweep cells failed.*resnet clean-seed0.*unreadable"):
+        run_sweep(cfg, tmp_path, progress=False, jobs=2, on_cell=lambda info: statuses.append(info["status"]))
+    assert sorted(statuses) == ["failed", "trained"]
+    assert (tmp_path / "cells" / "drsn-cw" / "clean-seed0" / "result.json").is_file()
+    assert not (tmp_path / "results.csv").exists()

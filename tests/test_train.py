@@ -10,11 +10,11 @@ import torch
 
 from faultdiag.checkpoint import load_checkpoint
 from faultdiag.config import TrainConfig, load_config
-from faultdiag.data.normalize import Standardizer
+from faultdiag.data.noise import add_window_noise
+from faultdiag.data.normalize import to_model_input
 from faultdiag.errors import ConfigError
-from faultdiag.prepare import add_window_noise, prepare, to_model_input
-from faultdiag.schedules import learning_rate
-from faultdiag.train import train_model
+from faultdiag.training import prepare, train_model
+from faultdiag.training.schedules import learning_rate
 
 BASE = [
     "data.source=simulated", "data.sim_duration_s=2", "data.loads=[0]", "data.window_len=512", "data.hop=256",
@@ -47,9 +47,9 @@ def run_a(prepared, tmp_path_factory):
 
 def test_prepare_fits_standardizer_on_train_only(prepared):
     assert prepared.class_names == ("normal", "inner_race", "outer_race", "ball")
-    np.testing.assert_allclose(prepared.standardizer.mean_, prepared.train.X.mean(axis=(0, 2)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(prepared.inputs.standardizer.mean_, prepared.train.X.mean(axis=(0, 2)), rtol=1e-4, atol=1e-6)
     for g in np.unique(prepared.train.groups):  # time regions: train before val before test, no overlap
-        train_end = prepared.train.starts[prepared.train.groups == g].max() + prepared.window_len
+        train_end = prepared.train.starts[prepared.train.groups == g].max() + prepared.inputs.window_len
         assert train_end <= prepared.val.starts[prepared.val.groups == g].min()
     assert prepared.fingerprint["source"] == "simulated" and prepared.fingerprint["digest"]
     assert prepared.signal_stats["rms_min"] <= prepared.signal_stats["rms_median"] <= prepared.signal_stats["rms_max"]
@@ -59,7 +59,7 @@ def test_tiny_training_learns_and_writes_files(run_a, prepared):
     assert len(run_a.history) == 3 and all(np.isfinite(r["train_loss"]) for r in run_a.history)
     assert not run_a.model.training
     with torch.no_grad():
-        pred = run_a.model(to_model_input(prepared.test.X, prepared)).argmax(1).numpy()
+        pred = run_a.model(prepared.inputs.transform(prepared.test.X)).argmax(1).numpy()
     accuracy = float((pred == prepared.test.y).mean())
     assert accuracy > 1 / len(prepared.class_names) + 0.15, accuracy
     out = run_a.checkpoint_path.parent
@@ -68,7 +68,7 @@ def test_tiny_training_learns_and_writes_files(run_a, prepared):
     assert load_config(out / "config.toml") == _cfg()
     ck = load_checkpoint(run_a.checkpoint_path)
     assert ck.metrics["best_epoch"] == run_a.best_epoch and ck.class_names == prepared.class_names
-    x = to_model_input(prepared.test.X[:5], ck.normalizer)
+    x = ck.inputs.transform(prepared.test.X[:5])
     with torch.no_grad():
         assert torch.equal(ck.build_model()(x), run_a.model(x))
 
@@ -131,8 +131,8 @@ def test_learning_rate_schedules():
 
 def test_to_model_input_modes(prepared):
     X = prepared.val.X[:6]
-    std = Standardizer.from_dict(prepared.normalizer_dict()["standardizer"])
-    np.testing.assert_allclose(to_model_input(X, prepared).numpy(), std.transform(X), rtol=1e-5, atol=1e-6)
+    std = prepared.inputs.standardizer
+    np.testing.assert_allclose(prepared.inputs.transform(X).numpy(), std.transform(X), rtol=1e-5, atol=1e-6)
     z = to_model_input(X, None, "window")
     np.testing.assert_allclose(z.mean(-1).numpy(), 0.0, atol=1e-5)
     np.testing.assert_allclose(z.std(-1, unbiased=False).numpy(), 1.0, atol=1e-4)
@@ -208,13 +208,3 @@ def test_load_dataset_cwru_fingerprint(cwru_dir):
     ds = load_dataset(DataConfig(source="cwru", data_dir=str(cwru_dir), classes=("normal", "IR007"), loads=(0,)))
     assert ds.class_names == ("normal", "IR007") and {r.label for r in ds.recordings} == {"normal", "IR007"}
     assert all(len(h) == 64 for h in ds.fingerprint["files"].values()) and len(ds.fingerprint["digest"]) == 16
-
-
-def test_train_module_reexports_the_data_side():
-    """Code written against the old layout (everything in faultdiag.train) keeps working."""
-    import faultdiag.prepare as prep
-    import faultdiag.train as train
-
-    for name in ("Prepared", "prepare", "to_model_input", "add_window_noise", "derive_seed", "signal_stats", "rms_stats"):
-        assert getattr(train, name) is getattr(prep, name), name
-

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from faultdiag.errors import ConfigError, DataError
+from faultdiag.config import NOISE_KINDS
 
 _CONFIG_HELP = ("TOML run config with sections [data], [noise], [model], [train], [sweep] and top-level "
                 "seed/device (e.g. configs/quickstart.toml). Without it the built-in defaults are used.")
@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
     _common(p, out_help="output folder (default: <checkpoint folder>/evaluation)",
             seed_help="seed of the evaluation noise (default: the config's seed)", resume_help=None)
     p.add_argument("--snrs", nargs="+", type=float, metavar="DB", help="SNRs in dB (default: the config's sweep.snrs_db)")
-    p.add_argument("--kinds", nargs="+", choices=("gaussian", "laplacian", "pink"), help="noise kinds (default: sweep.kinds)")
+    p.add_argument("--kinds", nargs="+", choices=NOISE_KINDS, help="noise kinds (default: sweep.kinds)")
     p.add_argument("--adabn", action="store_true", help=(
         "also score with AdaBN: BatchNorm statistics re-estimated on each unlabelled noisy test set "
         "(rows marked +AdaBN next to the plain ones)"))
@@ -74,30 +74,10 @@ def register(subparsers: Any) -> None:
             seed_help="run this one seed instead of sweep.seeds",
             resume_help=("also continue a cell whose training was interrupted from its last.pt (finished "
                          "cells are always skipped; without --resume an unfinished cell trains afresh)"))
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help=(
+        "train N cells at a time, each in its own process with one CPU thread (or sharing the GPU); "
+        "finished cells are skipped. Default 1: cells in turn, in this process"))
     p.set_defaults(func=_cmd_sweep)
-
-
-def _parse_value(text: str) -> Any:
-    """A --set value in TOML syntax (numbers, bools, lists, quoted strings), else the raw text."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def _apply_overrides(cfg: Any, overrides: list[str]) -> Any:
-    from faultdiag.config import replace_in
-
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set: an override must look like section.key=value; got {item!r}.")
-        key, text = item.split("=", 1)
-        cfg = replace_in(cfg, key.strip(), _parse_value(text.strip()))
-    return cfg
 
 
 def _load(args: argparse.Namespace, base: dict | None = None) -> Any:
@@ -105,7 +85,7 @@ def _load(args: argparse.Namespace, base: dict | None = None) -> Any:
     from faultdiag.config import config_from_dict, load_config
 
     if args.config is None and base is not None:
-        cfg = _apply_overrides(config_from_dict(base, where=f"the config saved in {args.model}"), args.overrides)
+        cfg = config_from_dict(base, where=f"the config saved in {args.model}", overrides=args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
     if args.device is not None:
@@ -131,81 +111,32 @@ def _print_table(df: pd.DataFrame) -> None:
     print(report.to_text(report.summary_table(df)))
 
 
-def _tidy(rows: list[dict], model: str, protocol: str) -> pd.DataFrame:
-    return pd.DataFrame([{"model": model, "protocol": protocol, "kind": r["kind"],
-                          "snr_db": float("nan") if r["snr_db"] is None else r["snr_db"], "adabn": r["adabn"],
-                          "seed": r["seed"], "accuracy": r["accuracy"], "balanced_accuracy": r["balanced_accuracy"],
-                          "macro_f1": r["macro_f1"]} for r in rows])
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from faultdiag.config import config_to_dict
     from faultdiag.distributed import context_from_env
-    from faultdiag.evaluate import evaluate_snrs
-    from faultdiag.provenance import code_revision, write_json
-    from faultdiag.train import train_model
+    from faultdiag.evaluate import score_training, tidy
+    from faultdiag.training import train_model
 
     cfg = _load(args)
     out = _out_dir(args, "train")
     result = train_model(cfg, out, resume=args.resume, progress=not args.no_progress)
     if not context_from_env().is_main:  # torchrun: rank 0 scores and writes the results
         return 0
-    noisy = cfg.noise.train != "clean"
-    rows = evaluate_snrs(result.model, result.prepared, kinds=(cfg.noise.kind,),
-                         snrs_db=(cfg.noise.train_snr_db,) if noisy else (), seed=cfg.seed, per=cfg.noise.per,
-                         normalize=cfg.data.normalize, batch_size=cfg.train.eval_batch_size,
-                         device=cfg.device)
-    write_json(out / "metrics.json", {"config": config_to_dict(cfg), "best_epoch": result.best_epoch,
-                                      "data_fingerprint": result.prepared.fingerprint,
-                                      "code_revision": code_revision(), "test": rows})
+    rows = score_training(result, cfg, out)
     print(f"trained {cfg.model.name}: best epoch {result.best_epoch} of {len(result.history)} run")
-    _print_table(_tidy(rows, cfg.model.name, "train"))
+    _print_table(tidy(rows, cfg.model.name, "train"))
     print(f"\ncheckpoint: {result.checkpoint_path}\nlog:        {out / 'train_log.csv'}\nmetrics:    {out / 'metrics.json'}")
     return 0
 
 
-def _prepared_for(ckpt: Any, cfg: Any) -> Any:
-    """The config's data, normalised with the checkpoint's statistics; classes must match."""
-    from faultdiag.prepare import prepare
-
-    prepared = prepare(cfg)
-    if tuple(prepared.class_names) != tuple(ckpt.class_names):
-        raise DataError(f"The checkpoint '{ckpt.path}' was trained on classes {list(ckpt.class_names)}; "
-                        f"the config's data has {list(prepared.class_names)}.")
-    if int(prepared.window_len) != int(ckpt.window_len):
-        raise DataError(f"The checkpoint '{ckpt.path}' expects window_len {ckpt.window_len}; "
-                        f"the config's data.window_len is {prepared.window_len}.")
-    std = (ckpt.normalizer or {}).get("standardizer")
-    if std is not None and dataclasses.is_dataclass(prepared):
-        from faultdiag.data.normalize import Standardizer
-
-        prepared = dataclasses.replace(prepared, standardizer=Standardizer.from_dict(std))
-    return prepared
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from faultdiag import report
-    from faultdiag.evaluate import evaluate_snrs, load_model
-    from faultdiag.provenance import atomic_write, code_revision, write_json
+    from faultdiag.checkpoint import load_checkpoint
+    from faultdiag.evaluate import evaluate_checkpoint
 
-    model, ckpt = load_model(args.model)
+    ckpt = load_checkpoint(args.model)
     cfg = _load(args, base=ckpt.config)
     out = Path(args.out) if args.out else Path(args.model).parent / "evaluation"
-    prepared = _prepared_for(ckpt, cfg)
-    normalize = (ckpt.normalizer or {}).get("normalize", cfg.data.normalize)
     kinds, snrs = tuple(args.kinds or cfg.sweep.kinds), tuple(args.snrs if args.snrs is not None else cfg.sweep.snrs_db)
-    rows = []
-    for adabn in (False, True) if args.adabn else (False,):
-        rows += evaluate_snrs(model, prepared, split=args.split, kinds=kinds, snrs_db=snrs, seed=cfg.seed, adabn=adabn,
-                              per=cfg.noise.per, normalize=normalize, batch_size=cfg.train.eval_batch_size,
-                              device=cfg.device)
-    df = _tidy(rows, ckpt.model_name, "evaluate")
-    with atomic_write(out / "evaluation.csv", "w", encoding="utf-8", newline="") as fh:
-        df.to_csv(fh, index=False)
-    write_json(out / "evaluation.json", {"checkpoint": str(args.model), "checkpoint_revision": ckpt.revision,
-                                         "code_revision": code_revision(), "split": args.split, "seed": cfg.seed,
-                                         "data_fingerprint": prepared.fingerprint, "results": rows})
-    report.plot_accuracy_vs_snr(df, out / "accuracy_vs_snr.png")
+    df, rows = evaluate_checkpoint(args.model, cfg, out, kinds=kinds, snrs_db=snrs, adabn=args.adabn, split=args.split)
     print(f"{ckpt.model_name} from {args.model} on the {args.split} split ({rows[0]['n']} windows):")
     _print_table(df)
     print(f"\nwrote {out / 'evaluation.csv'}, {out / 'evaluation.json'}, {out / 'accuracy_vs_snr.png'}")
@@ -222,10 +153,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     def on_cell(info: dict) -> None:
         state = {"trained": "trained and scored", "scored": "new conditions scored from its checkpoint",
-                 "skipped": "finished before, skipped"}[info["status"]]
+                 "skipped": "finished before, skipped", "failed": f"FAILED: {info.get('error')}"}[info["status"]]
         print(f"[{info['index']}/{info['total']}] {info['model']} {info['cell']}: {state}", file=sys.stderr, flush=True)
 
-    df = run_sweep(cfg, out, progress=not args.no_progress, resume=args.resume, on_cell=on_cell)
+    df = run_sweep(cfg, out, progress=not args.no_progress, resume=args.resume, on_cell=on_cell, jobs=args.jobs)
     print(f"sweep: protocol {cfg.sweep.protocol}, models {', '.join(cfg.sweep.models)}, seeds {list(cfg.sweep.seeds)}")
     _print_table(df)
     print(f"\nresults: {out / 'results.csv'}, {out / 'summary.md'}\nplot:    {out / 'accuracy_vs_snr.png'}\n"

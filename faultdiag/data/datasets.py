@@ -89,7 +89,8 @@ def _file_fingerprint(source: str, paths: Sequence[str | Path], source_fs_hz: fl
 
 
 def _cwru(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, Any]]:
-    from faultdiag.data.cwru import WDCNN_CLASSES, load_cwru
+    from faultdiag.data.cwru import load_cwru
+    from faultdiag.data.cwru_catalogue import WDCNN_CLASSES
 
     if not Path(data.data_dir).is_dir():
         raise DataError(
@@ -142,7 +143,7 @@ def read_file(path: str | Path, data: DataConfig, label: str) -> Recording:
     """One recording of ``data.paths``, its ``data.channel`` picked; a file that states no sampling
     rate (a CSV without a time column, a bare ``.npy``) is read at ``data.source_fs_hz`` if set."""
     from faultdiag.data.readers import read_recording
-    from faultdiag.data.readers_source import MissingRateError
+    from faultdiag.data.readers.source import MissingRateError
 
     try:
         rec = read_recording(path, label=label)

@@ -39,7 +39,7 @@ class RemoteFile:
 
 
 def _cwru_files() -> tuple[RemoteFile, ...]:
-    from faultdiag.data.cwru import catalogue
+    from faultdiag.data.cwru_catalogue import catalogue
 
     df = catalogue()
     return tuple(RemoteFile(f"{n}.mat", sha or None) for n, sha in zip(df.number, df.sha256))

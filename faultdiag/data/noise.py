@@ -15,10 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from faultdiag.config.schema import NOISE_KINDS, NOISE_PER
 from faultdiag.errors import ConfigError, DataError
 
-NOISE_KINDS = ("gaussian", "laplacian", "pink")
-NOISE_PER = ("window", "recording")
 
 Array = Union[torch.Tensor, np.ndarray]
 GeneratorLike = Union[torch.Generator, np.random.Generator, int, None]
@@ -162,6 +161,25 @@ def add_noise(
     target = p_signal * torch.pow(10.0, -snr / 10.0)
     scale = torch.sqrt(target / p_noise.clamp_min(torch.finfo(work.dtype).tiny))
     return _back(work + noise * scale, x, is_numpy)
+
+
+def add_window_noise(X: torch.Tensor, snr_db: float | torch.Tensor, kind: str, per: str,
+                     groups: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    """Noise at ``snr_db`` on raw windows ``X (N, C, L)``, relative to each window or to its recording.
+
+    ``per="window"``: the SNR holds in every window (and channel); ``snr_db`` may be ``(N,)``, one
+    SNR per window.  ``per="recording"``: the noise power of every window is set by the mean power
+    of all windows of its recording (``groups (N,)``), so quiet windows of a recording get
+    relatively more noise, as with noise added to the whole recording.
+    """
+    if per == "window" or groups is None:
+        return add_noise(X, snr_db, kind=kind, per="window", generator=generator)
+    p_win = X.double().pow(2).mean(dim=(1, 2))
+    p_rec = torch.zeros(int(groups.max()) + 1, dtype=torch.float64).index_add_(0, groups, p_win)
+    p_rec /= torch.bincount(groups, minlength=p_rec.numel()).clamp_min(1)
+    ratio = (p_win / p_rec[groups]).clamp_min(1e-12)
+    return add_noise(X, (torch.as_tensor(snr_db, dtype=torch.float64) + 10.0 * torch.log10(ratio)).float(),
+                     kind=kind, per="window", generator=generator)
 
 
 def measure_snr_db(clean: Array, noisy: Array) -> Array:

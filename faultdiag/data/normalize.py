@@ -146,3 +146,31 @@ class Standardizer:
 
     def __repr__(self) -> str:
         return f"Standardizer(per_channel={self.per_channel}, eps={self.eps})"
+
+
+NORMALIZE_MODES = ("global", "window", "none")
+
+
+def to_model_input(X_raw: Array, standardizer: Standardizer | None, normalize: str = "global") -> torch.Tensor:
+    """Raw windows ``(N, C, L)`` (after noise) → float32 model input ``(N, C, L)``.
+
+    ``normalize``: ``global`` → ``(x − mean_c) / std_c`` with the fitted training ``standardizer``;
+    ``window`` → z-score of each window and channel over time; ``none`` → unchanged (the
+    ``standardizer`` is not used by the last two and may be ``None``).
+    """
+    x = torch.as_tensor(X_raw)
+    x = x.float() if x.dtype != torch.float32 else x
+    if x.ndim != 3:
+        raise DataError(f"Model input windows must be 3-D (N, C, L); got shape {tuple(x.shape)}.")
+    if normalize == "global":
+        if standardizer is None or not hasattr(standardizer, "mean_"):
+            raise ConfigError("normalize='global' needs a fitted Standardizer; got none.")
+        return standardizer.transform(x)
+    if normalize == "window":
+        mu = x.mean(dim=-1, keepdim=True)
+        sd = x.std(dim=-1, keepdim=True, unbiased=False)
+        return (x - mu) / sd.clamp_min(1e-12)
+    if normalize == "none":
+        return x
+    raise ConfigError(f"The 'normalize' parameter must be one of {', '.join(map(repr, NORMALIZE_MODES))}; "
+                      f"got {normalize!r}.")

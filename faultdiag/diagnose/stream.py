@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 from scipy.signal import resample_poly
 
-from faultdiag.data.readers_source import RecordingSource
+from faultdiag.data.readers.source import RecordingSource
 from faultdiag.errors import DataError
 
 FLAT_REL = 1e-6

@@ -15,8 +15,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from faultdiag.data.readers_arrays import CWRU_VARIABLE, channel_refs, cwru_recording, pick_refs, read_span
-from faultdiag.data.readers_source import (
+from faultdiag.data.readers.arrays import CWRU_VARIABLE, channel_refs, cwru_recording, pick_refs, read_span
+from faultdiag.data.readers.source import (
     FS_NAMES, TIME_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, source_from_recording,
 )
 from faultdiag.errors import ConfigError, DataError

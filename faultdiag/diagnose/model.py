@@ -60,17 +60,14 @@ def load_predictor(model_path: str | os.PathLike, *, jit: bool = False) -> Predi
     """
     ckpt = load_checkpoint(model_path)
     net = _fast(ckpt.build_model().eval())
-    normalizer = ckpt.normalizer
     forward: Callable[[torch.Tensor], torch.Tensor] = net
     if jit:
-        probe = torch.randn(4, len(ckpt.channels), ckpt.window_len, generator=torch.Generator().manual_seed(0))
+        probe = torch.randn(4, len(ckpt.inputs.channels), ckpt.inputs.window_len, generator=torch.Generator().manual_seed(0))
         forward = _traced(net, probe)
 
     def predict(X: np.ndarray) -> np.ndarray:
-        from faultdiag.prepare import to_model_input
-
         with torch.inference_mode():
-            logits = forward(to_model_input(torch.from_numpy(X), normalizer))
+            logits = forward(ckpt.inputs.transform(torch.from_numpy(X)))
             return torch.softmax(logits.float(), dim=1).numpy()
 
     return Predictor(ckpt, predict)
@@ -79,22 +76,22 @@ def load_predictor(model_path: str | os.PathLike, *, jit: bool = False) -> Predi
 def select_rows(src: Any, ckpt: Checkpoint, channel: Sequence[str] | None) -> list[int]:
     """Rows of ``src``'s blocks that feed the model's input channels, in order."""
     available = list(src.channels)
-    want = len(ckpt.channels)
+    want = len(ckpt.inputs.channels)
     if channel:
         names = list(channel)
         if len(names) != want:
             raise ConfigError(f"The 'channel' parameter must name {want} channel(s), as the model was trained on "
-                              f"{list(ckpt.channels)}; got {names}.")
+                              f"{list(ckpt.inputs.channels)}; got {names}.")
         missing = [c for c in names if c not in available]
         if missing:
             raise ConfigError(f"{src.source} has no channel {missing} (the 'channel' parameter); its channels are "
                               f"{available}.")
-    elif all(c in available for c in ckpt.channels):
-        names = list(ckpt.channels)
+    elif all(c in available for c in ckpt.inputs.channels):
+        names = list(ckpt.inputs.channels)
     elif len(available) == want:
         names = available
-        log.info("%s: channels %s used for the model's %s", src.source, available, list(ckpt.channels))
+        log.info("%s: channels %s used for the model's %s", src.source, available, list(ckpt.inputs.channels))
     else:
-        raise ConfigError(f"{src.source} has channels {available}, not the model's {list(ckpt.channels)}; "
+        raise ConfigError(f"{src.source} has channels {available}, not the model's {list(ckpt.inputs.channels)}; "
                           "pick one with the 'channel' parameter (--channel).")
     return [available.index(c) for c in names]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faultdiag.data.readers_source import FS_NAMES, TIME_NAMES
+from faultdiag.data.readers.source import FS_NAMES, TIME_NAMES
 from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError
 from faultdiag.provenance import atomic_write

@@ -2,8 +2,8 @@
 the per-epoch ``train_log.csv``, and the clean-up of temporary files a killed write left.
 
 A run resumed from ``last.pt`` continues exactly where it stopped (same numbers as an
-uninterrupted run); resuming with a config that differs in anything but the keys of
-``_RESUME_FREE`` is refused with the differing keys named.
+uninterrupted run); resuming with a config that differs in a key that changes what is learnt
+(:func:`faultdiag.config.config_diff`) is refused with the differing keys named.
 """
 
 from __future__ import annotations
@@ -19,19 +19,27 @@ from typing import Any
 import torch
 
 from faultdiag.checkpoint import load_torch_file
-from faultdiag.config import RunConfig, config_to_dict
+from faultdiag.config import RunConfig, config_diff, config_to_dict
 from faultdiag.distributed import SINGLE, DistContext, all_gather_object
 from faultdiag.errors import ConfigError, DataError
 from faultdiag.provenance import atomic_write
 
-log = logging.getLogger(__name__)
+__all__ = ["TrainState", "Generators", "write_log", "save_last", "restore", "remove_stale_temps"]
 
-# Config keys that may differ between an interrupted run and its resumption.
-_RESUME_FREE = ("device", "train.threads", "train.eval_batch_size", "sweep")
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class _State:
+class Generators:
+    """The random sources a training carries across epochs: batch order, redrawn noise, augmentation."""
+
+    shuffle: torch.Generator
+    noise: torch.Generator
+    augment: torch.Generator
+
+
+@dataclass
+class TrainState:
     """What the loop carries from epoch to epoch (saved in last.pt)."""
 
     epoch: int = 0  # epochs completed
@@ -43,7 +51,7 @@ class _State:
     finished: bool = False
 
 
-def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
+def write_log(path: Path, history: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(history[0]))
     writer.writeheader()
@@ -52,9 +60,10 @@ def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
         fh.write(buf.getvalue())
 
 
-def _save_last(path: Path, cfg: RunConfig, model, optimizer, gens: dict, state: _State, ctx: DistContext = SINGLE) -> None:
+def save_last(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, state: TrainState,
+              ctx: DistContext = SINGLE) -> None:
     """Rank 0 writes the training state; every rank's noise generator state is gathered into it."""
-    noise_states = all_gather_object(gens["noise"].get_state(), ctx)
+    noise_states = all_gather_object(gens.noise.get_state(), ctx)
     if not ctx.is_main:
         return
     payload = {
@@ -63,30 +72,19 @@ def _save_last(path: Path, cfg: RunConfig, model, optimizer, gens: dict, state: 
         "best_state": state.best_state, "history": state.history, "finished": state.finished,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(), "world_size": ctx.world_size,
-        "rng": {"shuffle": gens["shuffle"].get_state(), "noise": noise_states[0], "noise_ranks": noise_states,
-                "torch": torch.get_rng_state()},
+        "rng": {"shuffle": gens.shuffle.get_state(), "noise": noise_states[0], "noise_ranks": noise_states,
+                "augment": gens.augment.get_state(), "torch": torch.get_rng_state()},
     }
     with atomic_write(path, "wb") as fh:
         torch.save(payload, fh)
 
 
-def _config_diff(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(saved) | set(current)):
-        a, b, name = saved.get(k), current.get(k), f"{prefix}{k}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _config_diff(a, b, f"{name}.")
-        elif a != b and name not in _RESUME_FREE and name.split(".")[0] not in _RESUME_FREE:
-            keys.append(f"{name}: {a!r} -> {b!r}")
-    return keys
-
-
-def _restore(path: Path, cfg: RunConfig, model, optimizer, gens: dict, device: torch.device,
-             ctx: DistContext = SINGLE) -> _State:
+def restore(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, ctx: DistContext = SINGLE) -> TrainState:
+    """Load ``last.pt`` into ``model``, ``optimizer`` and ``gens``; the state to continue from."""
     raw = load_torch_file(path, map_location="cpu")
     if not isinstance(raw, dict) or raw.get("format") != "faultdiag-train-state":
         raise DataError(f"The file '{path}' is not a faultdiag training state (last.pt).")
-    diff = _config_diff(raw["config"], config_to_dict(cfg))
+    diff = config_diff(raw["config"], config_to_dict(cfg))
     if diff:
         raise ConfigError(f"Cannot resume from '{path}': the config differs from the interrupted run's "
                           f"({'; '.join(diff)}). Use the same config or a new --out folder.")
@@ -98,16 +96,18 @@ def _restore(path: Path, cfg: RunConfig, model, optimizer, gens: dict, device: t
         optimizer.load_state_dict(raw["optimizer"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise DataError(f"The training state '{path}' does not fit this model: {str(exc).splitlines()[0]}") from None
-    gens["shuffle"].set_state(raw["rng"]["shuffle"])
-    gens["noise"].set_state(raw["rng"].get("noise_ranks", [raw["rng"]["noise"]])[ctx.rank])
+    gens.shuffle.set_state(raw["rng"]["shuffle"])
+    gens.noise.set_state(raw["rng"].get("noise_ranks", [raw["rng"]["noise"]])[ctx.rank])
+    if "augment" in raw["rng"]:  # absent from files written before augmentation existed
+        gens.augment.set_state(raw["rng"]["augment"])
     torch.set_rng_state(raw["rng"]["torch"])
     log.info("resuming %s after epoch %d", path.parent, raw["epoch"])
-    return _State(epoch=raw["epoch"], best_epoch=raw["best_epoch"], best_acc=raw["best_acc"],
+    return TrainState(epoch=raw["epoch"], best_epoch=raw["best_epoch"], best_acc=raw["best_acc"],
                   best_loss=raw["best_loss"], best_state=raw["best_state"], history=raw["history"],
                   finished=raw["finished"])
 
 
-def _remove_stale_temps(out_dir: Path) -> None:
+def remove_stale_temps(out_dir: Path) -> None:
     """Delete temporary files an atomic write left behind when its process was killed."""
     for name in ("checkpoint.pt", "last.pt", "train_log.csv", "config.toml", "metrics.json"):
         for tmp in out_dir.glob(f".{name}.*.tmp"):

@@ -22,12 +22,12 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from faultdiag.data.readers_arrays import open_mat5, open_npy, open_npz
-from faultdiag.data.readers_csv import open_csv
-from faultdiag.data.readers_hdf5 import open_hdf5
-from faultdiag.data.readers_sniff import FORMATS, check_file, sniff_format
-from faultdiag.data.readers_source import RecordingSource, check_fs_param
-from faultdiag.data.readers_write import WRITE_EXTENSIONS, write_recording
+from faultdiag.data.readers.arrays import open_mat5, open_npy, open_npz
+from faultdiag.data.readers.text import open_csv
+from faultdiag.data.readers.hdf5 import open_hdf5
+from faultdiag.data.readers.sniff import FORMATS, check_file, sniff_format
+from faultdiag.data.readers.source import RecordingSource, check_fs_param
+from faultdiag.data.readers.write import WRITE_EXTENSIONS, write_recording
 from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
 
@@ -69,7 +69,7 @@ def open_recording(
         time_column: CSV column holding time in seconds (default: ``time``/``t``/``time_s``/``timestamp``).
         dataset: HDF5 / MAT 7.3 dataset path to read (default: every numeric 1-D/2-D dataset);
             for a CWRU MAT file, the CWRU set (``"12k_DE"`` ...) that numbers a file whose name
-            lacks its CWRU number (see :func:`faultdiag.data.cwru.recording_from_variables`).
+            lacks its CWRU number (see :func:`faultdiag.data.cwru_catalogue.recording_from_variables`).
 
     Raises:
         DataError: missing, empty, damaged or unrecognised file; no signal; zero samples.

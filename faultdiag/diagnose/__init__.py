@@ -1,13 +1,13 @@
 """Verdicts on new recordings: a trained model and this week's files in, one checked row per file out.
 
 For each recording :func:`diagnose` (streaming, memory bounded whatever the length, see
-:mod:`faultdiag.diagnose_stream`):
+:mod:`faultdiag.diagnose.stream`):
 
 1. opens it (:func:`faultdiag.data.readers.open_recording`) and picks the model's channel(s);
 2. resamples it to the model's rate when they differ (polyphase, block by block);
 3. cuts windows the way the model was trained (``window_len`` from the checkpoint; hop =
    ``window_len``, non-overlapping, unless ``hop`` is given) and turns them into model input
-   with :func:`faultdiag.prepare.to_model_input`, the function training used;
+   with the checkpoint's :class:`~faultdiag.data.inputs.InputSpec`, as training did;
 4. runs the model in large batches and keeps running sums: votes per class and mean class
    probabilities. The verdict is the majority vote; ``confidence`` is the mean probability
    of the predicted class over all windows;
@@ -35,8 +35,8 @@ import pandas as pd
 
 from faultdiag.bearing import DRIVE_END_6205, FAN_END_6203
 from faultdiag.checkpoint import Checkpoint
-from faultdiag.diagnose_model import Predictor, load_predictor, select_rows
-from faultdiag.diagnose_stream import (CLIP_SHARE, FLAT_REL, RMS_FAR_FACTOR, Excerpt, SignalChecks, WindowTally,
+from faultdiag.diagnose.model import Predictor, load_predictor, select_rows
+from faultdiag.diagnose.stream import (CLIP_SHARE, FLAT_REL, RMS_FAR_FACTOR, Excerpt, SignalChecks, WindowTally,
                                        iter_windows, resample_blocks, resample_ratio)
 from faultdiag.errors import ConfigError, DataError, FaultdiagError
 
@@ -108,8 +108,8 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
     src = open_recording(path, fs_hz=fs_hz)
     rows = select_rows(src, ckpt, channel)
     rpm = rpm if rpm is not None else _meta_rpm(src.meta)
-    same = math.isclose(src.fs_hz, ckpt.fs_hz, rel_tol=1e-9)
-    up, down = (1, 1) if same else resample_ratio(src.fs_hz, ckpt.fs_hz, str(path))
+    same = math.isclose(src.fs_hz, ckpt.inputs.fs_hz, rel_tol=1e-9)
+    up, down = (1, 1) if same else resample_ratio(src.fs_hz, ckpt.inputs.fs_hz, str(path))
     stats = ckpt.signal_stats or {}
     rms_range = (stats["rms_min"], stats["rms_max"]) if "rms_min" in stats and "rms_max" in stats else None
     flat_rms = FLAT_REL * float(stats.get("rms_median") or 1e-6)
@@ -125,7 +125,7 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
 
     envelope = None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        for X in iter_windows(model_rate_chunks(), ckpt.window_len, hop, batch_size):
+        for X in iter_windows(model_rate_chunks(), ckpt.inputs.window_len, hop, batch_size):
             if envelope is None and excerpt.full():  # the envelope check runs beside the model (2nd core)
                 envelope = pool.submit(_envelope, excerpt.value(), src.fs_hz, rpm, bearing)
             tally.add_raw(X)
@@ -159,7 +159,7 @@ def _warnings(tally: WindowTally, checks: SignalChecks, ckpt: Checkpoint) -> lis
     out = []
     n = tally.n_windows
     if n < MIN_WINDOWS:
-        out.append(f"short: only {n} window(s) of {ckpt.window_len / ckpt.fs_hz:.3g} s")
+        out.append(f"short: only {n} window(s) of {ckpt.inputs.window_len / ckpt.inputs.fs_hz:.3g} s")
     clipped = checks.clipped_share()
     if clipped >= CLIP_SHARE:
         out.append(f"clipped: {clipped:.2%} of samples at the extreme value")
@@ -178,7 +178,7 @@ def _row(path: Path, src: Any, rows: list[int], ckpt: Checkpoint, tally: WindowT
     n = tally.n_windows
     k = int(np.lexsort((-probs, -tally.votes))[0])  # most votes; ties to the higher mean probability
     return {
-        "file": str(path), "format": src.format, "fs_hz": src.fs_hz, "resampled_to_hz": ckpt.fs_hz if resampled else None,
+        "file": str(path), "format": src.format, "fs_hz": src.fs_hz, "resampled_to_hz": ckpt.inputs.fs_hz if resampled else None,
         "channels": ",".join(src.channels[i] for i in rows), "duration_s": checks.n_samples / src.fs_hz,
         "n_windows": n, "predicted": ckpt.class_names[k], "confidence": float(probs[k]),
         **{f"share_{c}": float(v) / n for c, v in zip(ckpt.class_names, tally.votes)},
@@ -207,22 +207,22 @@ def diagnose_file(path: str | os.PathLike, predictor: Predictor, *, channel: Seq
     """Diagnose one file (see the module docstring); returns its result row. Errors propagate."""
     ckpt = predictor.ckpt
     path = Path(path)
-    hop = hop or ckpt.window_len
+    hop = hop or ckpt.inputs.window_len
     src, rows, tally, checks, excerpt, (up, down), (report, note) = _stream(
         path, predictor, channel=channel, fs_hz=fs_hz, hop=hop, batch_size=batch_size, envelope_s=envelope_s,
         rpm=rpm, bearing=bearing)
     n = tally.n_windows
     duration_s = checks.n_samples / src.fs_hz
     if n == 0:
-        raise DataError(f"{path} is too short: {duration_s:.3g} s gives no window of {ckpt.window_len} samples "
-                        f"({ckpt.window_len / ckpt.fs_hz:.3g} s at the model's {ckpt.fs_hz:g} Hz).")
+        raise DataError(f"{path} is too short: {duration_s:.3g} s gives no window of {ckpt.inputs.window_len} samples "
+                        f"({ckpt.inputs.window_len / ckpt.inputs.fs_hz:.3g} s at the model's {ckpt.inputs.fs_hz:g} Hz).")
     probs = tally.prob_sum / n
     rpm_used = rpm if rpm is not None else _meta_rpm(src.meta)
     x = excerpt.value()
     row = _row(path, src, rows, ckpt, tally, checks, probs, resampled=up != down)
     row.update(_envelope_columns(row["predicted"], report, note, rpm_used, x.size / src.fs_hz))
     if plot_dir is not None:
-        from faultdiag.diagnose_plot import plot_diagnosis
+        from faultdiag.diagnose.plot import plot_diagnosis
 
         out = Path(plot_dir) / f"{path.name}.png"
         row["plot"] = str(plot_diagnosis(out, row, x, src.fs_hz, report, ckpt.class_names, BEARINGS[bearing]))

@@ -19,8 +19,8 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from faultdiag.data.readers_sniff import WHITESPACE, decode_text, is_number, sample_lines, sniff_text
-from faultdiag.data.readers_source import (
+from faultdiag.data.readers.sniff import WHITESPACE, decode_text, is_number, sample_lines, sniff_text
+from faultdiag.data.readers.source import (
     TIME_NAMES, RecordingSource, check_spacing, fs_from_time, resolve_fs, select_channels,
 )
 from faultdiag.errors import ConfigError, DataError

@@ -4,7 +4,7 @@ Each numeric 1-D or 2-D array becomes one or more channels; in a 2-D array the l
 time, so ``(T, C)`` and ``(C, T)`` both work. A scalar named like a sampling rate (``fs``,
 ``fs_hz``, ``sampling_rate``, ``sample_rate``, ``sr``, any case) gives ``fs_hz``; a vector named
 like time (``time``, ``t``, ``time_s``, ``timestamp``) gives it from its spacing. MAT files whose
-variables look like CWRU's (``X105_DE_time``) go to :func:`faultdiag.data.cwru.recording_from_variables`.
+variables look like CWRU's (``X105_DE_time``) go to :func:`faultdiag.data.cwru_catalogue.recording_from_variables`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from faultdiag.data.readers_source import (
+from faultdiag.data.readers.source import (
     FS_NAMES, TIME_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, select_channels,
     source_from_recording,
 )
@@ -159,9 +159,9 @@ def cwru_recording(path: Path, variables: dict[str, Any], *, fs_hz: float | None
     """Hand CWRU-style variables to :mod:`faultdiag.data.cwru`, then apply the caller's options.
 
     ``dataset`` is then the CWRU set (``"12k_DE"`` ...) that numbers files named without their
-    CWRU number, as :func:`faultdiag.data.cwru.recording_from_variables` takes it.
+    CWRU number, as :func:`faultdiag.data.cwru_catalogue.recording_from_variables` takes it.
     """
-    from faultdiag.data.cwru import recording_from_variables
+    from faultdiag.data.cwru_catalogue import recording_from_variables
 
     rec = recording_from_variables(path, variables, dataset=dataset)
     resolve_fs(path, rec.fs_hz, fs_hz, "CWRU catalogue")

@@ -1,0 +1,249 @@
+"""The run configuration's schema: frozen dataclasses, one per TOML section, validated on creation.
+
+Sections: ``[data]``, ``[noise]``, ``[model]``, ``[train]``, ``[sweep]``; ``seed`` and ``device``
+sit at the top level.  Reading, writing and overriding them is :mod:`faultdiag.config.io`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from faultdiag import validate
+from faultdiag.errors import ConfigError
+
+NOISE_KINDS = ("gaussian", "laplacian", "pink")
+NOISE_PER = ("window", "recording")
+NOISE_MODES = ("clean", "fixed", "fresh", "mixed")
+PROTOCOLS = ("train-clean", "matched", "train-mixed")
+
+
+DATA_SOURCES = ("simulated", "cwru", "files")
+
+
+def _default_cwru_dir() -> str:
+    return os.environ.get("FAULTDIAG_CWRU_DIR", "data/cwru")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where recordings come from and how they become windows.
+
+    ``source``: ``simulated`` (the bearing simulator), ``cwru`` (the CWRU .mat files in
+    ``data_dir``) or ``files`` (``paths``; labels from the ``labels`` CSV with columns
+    ``file,label`` or else from each file's parent folder name); ``source_fs_hz``: the sampling
+    rate of those files that state none (CSV without a time column, bare ``.npy``; None = such a
+    file is an error), every file then resampled to ``fs_hz``.  ``classes`` empty = all of the
+    source's classes.  ``hop`` is the training hop; ``eval_hop`` (None = ``window_len``) the hop of
+    validation and test windows.  ``split``: time-region ratios (train, val, test) of every
+    recording.  ``normalize``: ``global`` (per-channel standardiser fitted on training windows),
+    ``window`` (z-score of each window) or ``none``.  ``cache``: an HDF5 cache written by
+    ``faultdiag data cache``; when set, recordings come from it (not from ``source``) and
+    training reads windows from it lazily, batch by batch.
+    """
+
+    source: str = "simulated"
+    paths: tuple[str, ...] = ()
+    labels: str | None = None
+    data_dir: str = field(default_factory=_default_cwru_dir)
+    classes: tuple[str, ...] = ()
+    loads: tuple[int, ...] = (0, 1, 2, 3)
+    channel: str = "DE"
+    fs_hz: float = 12000.0
+    source_fs_hz: float | None = None
+    window_len: int = 2048
+    hop: int = 256
+    eval_hop: int | None = None
+    split: tuple[float, ...] = (0.7, 0.15, 0.15)
+    normalize: str = "global"
+    sim_duration_s: float = 10.0
+    sim_seed: int = 0
+    cache: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice(self, "source", DATA_SOURCES)
+        _choice(self, "normalize", ("global", "window", "none"))
+        for name in ("window_len", "hop"):
+            _positive(self, name)
+        if self.eval_hop is not None:
+            _positive(self, "eval_hop")
+        _positive(self, "fs_hz")
+        if self.source_fs_hz is not None:
+            _positive(self, "source_fs_hz")
+        _positive(self, "sim_duration_s")
+        if len(self.split) != 3 or min(self.split) < 0 or not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
+            raise ConfigError(
+                f"The 'data.split' parameter must be three non-negative ratios (train, val, test) "
+                f"summing to 1; got {list(self.split)}."
+            )
+        if self.source == "files" and not self.paths and not self.cache:
+            raise ConfigError("The 'data.paths' parameter must name at least one file or folder when source = 'files'; got [].")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Noise added to training windows.
+
+    ``train``: ``clean`` (none), ``fixed`` (drawn once, seeded, as in the DRSN paper), ``fresh``
+    (drawn anew for every batch, i.e. augmentation) at ``train_snr_db``, or ``mixed``: fresh noise
+    whose SNR is drawn per window uniformly from ``train_snr_range_db`` (dB), with a share
+    ``clean_share`` of windows left clean, so that one model sees every level (the
+    ``train-mixed`` protocol).  ``per``: SNR measured per ``window`` or per ``recording``.
+    Evaluation noise is always fixed by seed (see :mod:`faultdiag.evaluate`).
+    """
+
+    kind: str = "gaussian"
+    train: str = "clean"
+    train_snr_db: float | None = None
+    train_snr_range_db: tuple[float, ...] = (-6.0, 10.0)
+    clean_share: float = 0.2
+    per: str = "window"
+
+    def __post_init__(self) -> None:
+        _choice(self, "kind", NOISE_KINDS)
+        _choice(self, "train", NOISE_MODES)
+        _choice(self, "per", NOISE_PER)
+        if self.train in ("fixed", "fresh") and self.train_snr_db is None:
+            raise ConfigError(
+                f"The 'noise.train_snr_db' parameter must be a number when noise.train = '{self.train}'; got None."
+            )
+        lo_hi = self.train_snr_range_db
+        if len(lo_hi) != 2 or not all(math.isfinite(v) for v in lo_hi) or lo_hi[0] > lo_hi[1]:
+            raise ConfigError(f"The 'noise.train_snr_range_db' parameter must be [low, high] in dB with low <= high; "
+                              f"got {list(lo_hi)}.")
+        validate.fraction("noise.clean_share", self.clean_share)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network name (``drsn-cw``, ``drsn-cs``, ``resnet``, ``convnet``), preset and overrides (None = preset's)."""
+
+    name: str = "drsn-cw"
+    preset: str = "paper"
+    widths: tuple[int, ...] | None = None
+    units: tuple[int, ...] | None = None
+    stage_strides: tuple[int, ...] | None = None
+    kernel_size: int | None = None
+    stem_kernel: int | None = None
+    stem_stride: int | None = None
+    stem_channels: int | None = None
+    stem_dropout: float | None = None
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``build_model(name, ...)``: the preset and every override set."""
+        kwargs: dict[str, Any] = {"preset": self.preset}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name not in ("name", "preset") and value is not None:
+                kwargs[f.name] = value
+        return kwargs
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and fit loop.
+
+    ``weight_decay`` is the optimiser's own L2 term (PyTorch's ``weight_decay`` of SGD/Adam,
+    added to the gradient; not decoupled AdamW).  ``schedule``: ``constant``; ``step`` (the
+    DRSN paper: lr × ``gamma`` at each fraction of ``epochs`` in ``milestones``, e.g. 0.1 →
+    0.01 → 0.001 at 40 % / 80 %); ``cosine`` (to 0 at the last epoch).  ``patience``: early
+    stopping after that many epochs without a better validation accuracy (0 = off).
+    ``grad_clip``: max gradient norm (0 = off).  ``threads``: torch CPU threads (0 = default).
+    ``gain_jitter``: scale each raw training window by a gain drawn log-uniformly from
+    ``[1/gain_jitter, gain_jitter]`` (1 = off; :func:`faultdiag.training.augment.random_gain`).
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    milestones: tuple[float, ...] = (0.4, 0.8)
+    gamma: float = 0.1
+    epochs: int = 40
+    batch_size: int = 64
+    patience: int = 0
+    grad_clip: float = 0.0
+    threads: int = 0
+    eval_batch_size: int = 512
+    gain_jitter: float = 1.0
+
+    def __post_init__(self) -> None:
+        _choice(self, "optimizer", ("adam", "sgd"))
+        _choice(self, "schedule", ("constant", "step", "cosine"))
+        for name in ("lr", "epochs", "batch_size", "eval_batch_size", "gamma"):
+            _positive(self, name)
+        for name in ("momentum", "weight_decay", "patience", "grad_clip", "threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"The 'train.{name}' parameter must be >= 0; got {getattr(self, name)!r}.")
+        if not self.gain_jitter >= 1:
+            raise ConfigError(f"The 'train.gain_jitter' parameter must be >= 1 (1 = off); got {self.gain_jitter!r}.")
+        if any(not 0 < m < 1 for m in self.milestones):
+            raise ConfigError(f"The 'train.milestones' parameter must be fractions in (0, 1); got {list(self.milestones)}.")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The grid ``models × kinds × snrs_db × seeds`` (× ``adabn``) under a ``protocol``:
+    ``train-clean`` (train once on clean windows, test at each SNR), ``matched`` (train and test
+    at each SNR, the DRSN paper) or ``train-mixed`` (train once with noise at SNRs drawn per window
+    from ``noise.train_snr_range_db``, test at each SNR)."""
+
+    models: tuple[str, ...] = ("drsn-cw", "resnet")
+    kinds: tuple[str, ...] = ("gaussian",)
+    snrs_db: tuple[float, ...] = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
+    seeds: tuple[int, ...] = (0,)
+    protocol: str = "train-clean"
+    adabn: tuple[bool, ...] = (False,)
+
+    def __post_init__(self) -> None:
+        _choice(self, "protocol", PROTOCOLS)
+        for kind in self.kinds:
+            validate.choice("sweep.kinds", kind, NOISE_KINDS)
+        for name in ("models", "kinds", "snrs_db", "seeds", "adabn"):
+            if not getattr(self, name):
+                raise ConfigError(f"The 'sweep.{name}' parameter must not be empty; got [].")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run. ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _choice(self, "device", ("auto", "cpu", "cuda"))
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig, "noise": NoiseConfig, "model": ModelConfig, "train": TrainConfig, "sweep": SweepConfig,
+}
+_TOP_KEYS = ("seed", "device")
+
+
+def _section_name(obj: Any) -> str:
+    return next((k for k, v in SECTIONS.items() if isinstance(obj, v)), "")
+
+
+def _key(obj: Any, name: str) -> str:
+    prefix = _section_name(obj)
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _choice(obj: Any, name: str, choices: Any) -> None:
+    validate.choice(_key(obj, name), getattr(obj, name), choices)
+
+
+def _positive(obj: Any, name: str) -> None:
+    value = getattr(obj, name)
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+        raise ConfigError(f"The '{_key(obj, name)}' parameter must be positive; got {value!r}.")

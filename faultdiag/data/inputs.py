@@ -1,0 +1,68 @@
+"""What a model takes as input, and the one function that makes it from raw windows.
+
+An :class:`InputSpec` is fixed when training data is prepared and travels in the checkpoint, so
+that training, evaluation and diagnosis turn raw (possibly noisy) windows into model input the
+same way: the window geometry (rate, length, hop, channels) and the normalisation fitted on the
+training windows only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from faultdiag.data.normalize import NORMALIZE_MODES, Standardizer, to_model_input
+from faultdiag.errors import ConfigError
+
+__all__ = ["InputSpec"]
+
+
+@dataclass(frozen=True, eq=False)
+class InputSpec:
+    """Window geometry and normalisation of a model's input.
+
+    Attributes:
+        fs_hz: sampling rate of the windows (recordings are resampled to it).
+        window_len: samples per window ``L``; ``hop``: samples between training windows.
+        channels: channel names, in the order of the input's ``C`` axis.
+        normalize: ``global`` (``standardizer`` fitted on training windows), ``window`` or ``none``.
+        standardizer: the fitted :class:`~faultdiag.data.normalize.Standardizer`, or ``None``.
+    """
+
+    fs_hz: float
+    window_len: int
+    hop: int
+    channels: tuple[str, ...]
+    normalize: str = "global"
+    standardizer: Standardizer | None = None
+
+    def __post_init__(self) -> None:
+        if self.normalize not in NORMALIZE_MODES:
+            raise ConfigError(f"The 'normalize' parameter must be one of {', '.join(map(repr, NORMALIZE_MODES))}; "
+                              f"got {self.normalize!r}.")
+        if self.normalize == "global" and self.standardizer is None:
+            raise ConfigError("An InputSpec with normalize='global' needs a fitted standardizer; got None.")
+        object.__setattr__(self, "channels", tuple(str(c) for c in self.channels))
+
+    def transform(self, X_raw: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Raw windows ``(N, C, L)`` → float32 model input ``(N, C, L)``."""
+        return to_model_input(X_raw, self.standardizer, self.normalize)
+
+    def normalizer_dict(self) -> dict[str, Any]:
+        """``{"normalize": ..., "standardizer": to_dict() or None}``, as checkpoints store it."""
+        std = self.standardizer.to_dict() if self.standardizer is not None else None
+        return {"normalize": self.normalize, "standardizer": std}
+
+    @classmethod
+    def from_stored(cls, *, fs_hz: float, window_len: int, hop: int, channels: Any,
+                    normalizer: dict[str, Any] | None) -> "InputSpec":
+        """The spec from a checkpoint's entries (``normalizer`` as :meth:`normalizer_dict` wrote it;
+        ``None`` in the oldest files means global standardisation without stored statistics)."""
+        normalizer = normalizer or {}
+        std = normalizer.get("standardizer")
+        return cls(fs_hz=float(fs_hz), window_len=int(window_len), hop=int(hop), channels=tuple(channels),
+                   normalize=normalizer.get("normalize", "global"),
+                   standardizer=Standardizer.from_dict(std) if std is not None else None)

@@ -1,0 +1,86 @@
+"""The cells of a sweep: one training each, with the conditions it is scored at.
+
+Protocols:
+
+- ``train-clean`` (WDCNN): one training per model × seed on clean windows, scored at every
+  kind × SNR (and clean), with and without AdaBN as ``sweep.adabn`` says. Cell id
+  ``clean-seed<seed>``.
+- ``train-mixed``: one training per model × seed with noise whose SNR is drawn per window from
+  ``noise.train_snr_range_db`` (``noise.train = "mixed"``), scored like ``train-clean``. Cell id
+  ``mixed-seed<seed>``.
+- ``matched`` (DRSN paper): one training per model × kind × SNR × seed with training noise of
+  that kind at that SNR (``noise.train`` ``fixed`` or ``fresh``; others become ``fixed``),
+  scored at the same kind × SNR. Cell id ``<kind>_<snr>dB-seed<seed>``.
+
+Every cell's config is the sweep's narrowed to that cell (one model, seed, and for ``matched`` one
+kind and SNR), so a cell's ``config.toml`` reruns exactly that training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from faultdiag.config import RunConfig
+
+__all__ = ["Cell", "plan_cells", "snr_id"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One training of the sweep and the conditions (kind, snr_db or None, adabn) it is scored at."""
+
+    model: str
+    cell_id: str
+    seed: int
+    config: RunConfig
+    conditions: tuple[tuple[str, float | None, bool], ...]
+
+    def directory(self, out_dir: Path) -> Path:
+        return Path(out_dir) / "cells" / self.model / self.cell_id
+
+
+def snr_id(snr_db: float) -> str:
+    """``-2.5`` → ``m2p5``: an SNR as it appears in file and cell names."""
+    return f"{snr_db:g}".replace("-", "m").replace(".", "p")
+
+
+def _once_per_seed(cfg: RunConfig, base: RunConfig, model: str, seed: int) -> Cell:
+    """The one cell of ``train-clean`` / ``train-mixed``: scored clean and at every kind × SNR."""
+    rep, sw = dataclasses.replace, cfg.sweep
+    if sw.protocol == "train-clean":
+        noise, name = rep(cfg.noise, train="clean", train_snr_db=None), "clean"
+    else:
+        noise, name = rep(cfg.noise, train="mixed", train_snr_db=None), "mixed"
+    grid = [("clean", None)] + [(k, float(s)) for k in sw.kinds for s in sw.snrs_db]
+    conds = tuple((k, s, a) for a in sw.adabn for k, s in grid)
+    return Cell(model, f"{name}-seed{seed}", seed, rep(base, noise=noise), conds)
+
+
+def plan_cells(cfg: RunConfig) -> list[Cell]:
+    """The cells of ``cfg.sweep`` in run order: seed-major, then (``matched``) SNR and kind, then model,
+    so that a sweep stopped early has whole conditions (every model) rather than whole models."""
+    sw, rep = cfg.sweep, dataclasses.replace
+    if sw.protocol == "train-clean" and cfg.noise.train != "clean":
+        log.warning("protocol train-clean trains on clean windows; noise.train = %r is not used", cfg.noise.train)
+
+    def base(model: str, seed: int, **sweep_changes) -> RunConfig:
+        one = rep(sw, models=(model,), seeds=(seed,), **sweep_changes)
+        return rep(cfg, seed=seed, model=rep(cfg.model, name=model), sweep=one)
+
+    if sw.protocol != "matched":
+        return [_once_per_seed(cfg, base(m, int(s)), m, int(s)) for s in sw.seeds for m in sw.models]
+    mode = cfg.noise.train if cfg.noise.train in ("fixed", "fresh") else "fixed"
+    cells = []
+    for seed in map(int, sw.seeds):
+        for snr in map(float, sw.snrs_db):
+            for kind in sw.kinds:
+                for model in sw.models:
+                    noise = rep(cfg.noise, kind=kind, train=mode, train_snr_db=snr)
+                    cell_cfg = rep(base(model, seed, kinds=(kind,), snrs_db=(snr,)), noise=noise)
+                    cells.append(Cell(model, f"{kind}_{snr_id(snr)}dB-seed{seed}", seed, cell_cfg,
+                                      tuple((kind, snr, a) for a in sw.adabn)))
+    return cells

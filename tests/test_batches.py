@@ -1,0 +1,105 @@
+"""Batch sources: noise modes (clean, fixed, fresh, mixed), the augmentation hook and the extra-loss hook."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from faultdiag.config import NoiseConfig, load_config
+from faultdiag.data.inputs import InputSpec
+from faultdiag.data.noise import measure_snr_db
+from faultdiag.data.windows import WindowSet
+from faultdiag.errors import ConfigError
+from faultdiag.training import BatchSource, prepare, train_model, training_noise
+from faultdiag.training.augment import random_gain
+
+
+def _windows(n: int = 400, length: int = 128) -> WindowSet:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 1, length)).astype(np.float32) * np.linspace(0.5, 2, n, dtype=np.float32)[:, None, None]
+    return WindowSet(X, np.arange(n) % 2, np.arange(n) // 10, np.zeros(n), ("a", "b"))
+
+
+SPEC = InputSpec(fs_hz=1000.0, window_len=128, hop=128, channels=("DE",), normalize="none")
+
+
+def test_mixed_noise_draws_each_window_snr_from_the_range_and_keeps_a_clean_share():
+    X = torch.from_numpy(_windows(2000).X)
+    noise = NoiseConfig(train="mixed", train_snr_range_db=(-4.0, 8.0), clean_share=0.25)
+    noisy = training_noise(X, noise, None, torch.Generator().manual_seed(1))
+    clean = (noisy == X).all(dim=(1, 2))
+    assert 0.2 < clean.float().mean() < 0.3
+    snr = measure_snr_db(X[~clean], noisy[~clean]).flatten()
+    assert snr.min() >= -4.0 - 1e-3 and snr.max() <= 8.0 + 1e-3
+    assert snr.std() > 3.0  # spread over the range, not one level (uniform on 12 dB: std 3.5)
+    again = training_noise(X, noise, None, torch.Generator().manual_seed(1))
+    assert torch.equal(noisy, again)
+
+
+def test_fixed_noise_is_the_same_on_every_pass_and_redrawn_noise_is_not():
+    ws = _windows()
+    noise = NoiseConfig(train="fresh", train_snr_db=0.0)
+    fixed = BatchSource(ws, SPEC, noise=noise, noise_seed=3, redraw=False)
+    first = torch.cat([b.x for b in fixed.scan(64)])
+    assert torch.equal(first, torch.cat([b.x for b in fixed.scan(64)]))
+    idx = torch.arange(10)
+    assert torch.equal(fixed.batch(idx).x, first[:10])
+    fresh = BatchSource(ws, SPEC, noise=noise, noise_seed=3, redraw=True)
+    a, b = fresh.batch(idx).x, fresh.batch(idx).x
+    assert not torch.equal(a, b)
+    np.testing.assert_allclose(measure_snr_db(torch.from_numpy(ws.X[:10]), a).numpy(), 0.0, atol=1e-3)
+
+
+def test_augmentation_runs_on_training_batches_only_within_its_gain_range():
+    ws = _windows()
+    src = BatchSource(ws, SPEC, noise=NoiseConfig(), noise_seed=0, redraw=False, augment=random_gain(2.0))
+    idx = torch.arange(50)
+    ratio = (src.batch(idx).x / torch.from_numpy(ws.X[:50])).mean(dim=(1, 2))
+    assert ratio.min() >= 0.5 - 1e-5 and ratio.max() <= 2.0 + 1e-5 and ratio.std() > 0.1
+    with pytest.raises(ConfigError, match="max_gain"):
+        random_gain(1.0)
+    with pytest.raises(ConfigError, match="train.gain_jitter"):
+        load_config(None, ["train.gain_jitter=0.5"])
+
+
+TINY = ["data.source=simulated", "data.sim_duration_s=1.5", "data.loads=[0]", "data.window_len=256", "data.hop=256",
+        "model.widths=[4, 8]", "model.units=[1, 1]", "model.stage_strides=[2, 2]", "train.epochs=2",
+        "train.batch_size=32", "train.threads=1", "device=cpu"]
+
+
+def test_an_extra_loss_term_sees_the_penultimate_features_and_a_zero_term_changes_nothing(tmp_path):
+    cfg = load_config(None, TINY)
+    prepared = prepare(cfg)
+    seen = []
+
+    def zero(model, features, batch, progress):
+        seen.append((tuple(features.shape), len(batch.y), progress))
+        return features.sum() * 0.0
+
+    plain = train_model(cfg, tmp_path / "plain", prepared=prepared, progress=False)
+    hooked = train_model(cfg, tmp_path / "hooked", prepared=prepared, progress=False, extra_loss=zero)
+    assert seen and all(shape == (n, 8) for shape, n, _ in seen)
+    assert seen[0][2] == 0.0 and 0.5 <= seen[-1][2] < 1.0
+    for k, v in plain.model.state_dict().items():
+        assert torch.equal(v, hooked.model.state_dict()[k]), k
+
+    def pull(model, features, batch, progress):  # a real term moves the weights
+        return features.pow(2).mean()
+
+    pulled = train_model(cfg, tmp_path / "pulled", prepared=prepared, progress=False, extra_loss=pull)
+    assert pulled.history[0]["train_loss"] != plain.history[0]["train_loss"]
+
+
+def test_training_with_mixed_noise_and_gain_jitter_is_seeded(tmp_path):
+    cfg = load_config(None, [*TINY, "noise.train=mixed", "train.gain_jitter=1.5"])
+    prepared = prepare(cfg)
+    a = train_model(cfg, tmp_path / "a", prepared=prepared, progress=False)
+    b = train_model(cfg, tmp_path / "b", prepared=prepared, progress=False)
+    rows = lambda h: [{k: v for k, v in r.items() if k != "time_s"} for r in h]  # noqa: E731
+    assert rows(a.history) == rows(b.history)
+    clean = train_model(dataclasses.replace(cfg, noise=NoiseConfig()), tmp_path / "c", prepared=prepared,
+                        progress=False)
+    assert rows(clean.history) != rows(a.history)
