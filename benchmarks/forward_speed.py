@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from faultdiag.models.networks import MODEL_NAMES, build_model, model_summary
+from faultdiag.models.networks import SHRINKAGE_NAMES, build_model, model_summary
 from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
 
 OUT = Path(__file__).resolve().parent / "results" / "forward_speed.json"
@@ -59,7 +59,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x = torch.randn(args.batch, 1, args.window_len, generator=torch.Generator().manual_seed(0))
     load_before = os.getloadavg()[0]
-    models = {name: build_model(name, preset=args.preset, seed=0) for name in MODEL_NAMES}
+    models = {name: build_model(name, preset=args.preset, seed=0) for name in SHRINKAGE_NAMES}
     all_times = time_forwards(models, x, args.warmup, args.repeats)
     results = []
     for name, times in all_times.items():

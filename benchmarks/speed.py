@@ -7,7 +7,7 @@ Three parts, one JSON (``benchmarks/results/speed.json``, written atomically, wi
 library versions, code revision, arguments, torch threads and the 1-minute load average before
 and after: the machine may be shared, a high load inflates the times):
 
-* ``presets``: each preset of ``PRESETS`` with ``dims=1`` x each of ``MODEL_NAMES``, windows of
+* ``presets``: each preset of ``PRESETS`` with ``dims=1`` x each of ``SHRINKAGE_NAMES``, windows of
   2048 samples at 12 kHz, 10 classes, synthetic random data, at each batch size.
   ``train``: full training steps (train mode, forward, cross-entropy, backward, the training
   loop's Adam from ``faultdiag.training.schedules.make_optimizer``), ``--steps`` steps per repeat.
@@ -45,7 +45,7 @@ from faultdiag.config import TrainConfig
 from faultdiag.diagnose import DEFAULT_BATCH_SIZE as DIAGNOSE_BATCH
 from faultdiag.mnist_demo import DemoConfig
 from faultdiag.models.inference import fold_for_inference
-from faultdiag.models.networks import MODEL_NAMES, PRESETS, build_model
+from faultdiag.models.networks import PRESETS, SHRINKAGE_NAMES, build_model
 from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
 from faultdiag.training.schedules import make_optimizer
 
@@ -193,7 +193,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help=f"timed steps per repeat (default {FULL['steps']})")
     p.add_argument("--repeats", type=int, help=f"default {FULL['repeats']}")
     p.add_argument("--presets", nargs="+", choices=PRESETS_1D, default=list(PRESETS_1D))
-    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
+    p.add_argument("--models", nargs="+", choices=SHRINKAGE_NAMES, default=list(SHRINKAGE_NAMES))
     p.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compiling)")
     p.add_argument("--skip-mnist", action="store_true")
     p.add_argument("--skip-diagnose", action="store_true")

@@ -2,7 +2,7 @@
 
 The public API, imported lazily so that ``import faultdiag`` and ``faultdiag --help`` stay fast:
 
-- ``build_model(name, **kwargs)``: DRSN-CW, DRSN-CS, ResNet and ConvNet, 1D or 2D.
+- ``build_model(name, **kwargs)``: DRSN-CW, DRSN-CS, ResNet and ConvNet, 1D or 2D; the WDCNN and TICNN anchors (1D).
 - ``read_recording(path, ...)`` and ``Recording``: vibration recordings from CSV/MAT/HDF5/NumPy files.
 - ``load_config(path, overrides)``, ``train_model(cfg, out_dir)``, ``run_sweep(cfg, out_dir)``.
 - ``diagnose(model_path, paths, ...)``: verdicts on new recordings as a pandas DataFrame.

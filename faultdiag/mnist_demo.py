@@ -46,12 +46,12 @@ from faultdiag.data.mnist import MnistData
 from faultdiag.data.noise import add_image_noise
 from faultdiag.errors import ConfigError
 from faultdiag.evaluate import adabn
-from faultdiag.models.networks import MODEL_NAMES, build_model
+from faultdiag.models.networks import SHRINKAGE_NAMES, build_model
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict], None]
-DEMO_MODELS = tuple(m for m in MODEL_NAMES if m != "convnet")
+DEMO_MODELS = tuple(m for m in SHRINKAGE_NAMES if m != "convnet")
 BN_STATS = ("precise", "running")
 
 

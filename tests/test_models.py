@@ -9,7 +9,7 @@ import torch
 from faultdiag.cli import main
 from faultdiag.errors import ConfigError
 from faultdiag.models.blocks import ResidualUnit, conv_same, pad_channels
-from faultdiag.models.networks import MODEL_NAMES, PRESETS, build_model, model_summary
+from faultdiag.models.networks import ANCHOR_NAMES, PRESETS, SHRINKAGE_NAMES, build_model, model_summary
 from faultdiag.models.shrinkage import Shrinkage, ThresholdEstimator, soft_threshold
 
 torch.set_num_threads(1)
@@ -23,7 +23,7 @@ def _model(name, dims, preset, **kw):
 
 
 # ---------------------------------------------------------------- battery over every model
-BATTERY = [(n, d, p) for n in MODEL_NAMES for d in (1, 2) for p in PRESETS]
+BATTERY = [(n, d, p) for n in SHRINKAGE_NAMES for d in (1, 2) for p in PRESETS]  # anchors: test_anchors.py
 
 
 @pytest.mark.parametrize("name,dims,preset", BATTERY)
@@ -60,7 +60,7 @@ def test_battery(name, dims, preset):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", SHRINKAGE_NAMES)
 def test_torchscript_1d(name):
     model = _model(name, 1, "paper").eval()
     scripted = torch.jit.script(model)
@@ -273,7 +273,8 @@ def test_builder_errors():
 def test_cli_models_json(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == len(MODEL_NAMES) * len(PRESETS)
+    assert len(rows) == len(SHRINKAGE_NAMES) * len(PRESETS) + len(ANCHOR_NAMES)
+    assert [(r["model"], r["preset"], r["input"]) for r in rows[-2:]] == [("wdcnn", None, "1x2048"), ("ticnn", None, "1x2048")]
     paper = {r["model"]: r for r in rows if r["preset"] == "paper"}
     assert paper["resnet"]["params"] == paper["convnet"]["params"] < paper["drsn-cs"]["params"] < paper["drsn-cw"]["params"]
     assert all(r["macs"] > 0 for r in rows)

@@ -47,6 +47,21 @@ def conv_same(dims: int, in_channels: int, out_channels: int, kernel_size: int, 
     return nn.Sequential(pad_cls(padding, 0.0), conv_cls(in_channels, out_channels, kernel_size, stride=stride))
 
 
+_KERAS_TRUNC_STD = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
+
+
+def keras_he_normal_(weight: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Keras ``he_normal`` in place, with ``torch.nn.init.trunc_normal_``.
+
+    Keras draws from a normal truncated at two standard deviations, with the underlying std
+    ``sqrt(2 / fan_in) / 0.8796...`` so that the drawn weights have std ``sqrt(2 / fan_in)``
+    (``fan_in`` = input channels x kernel taps, or input features).  torch's bounds are absolute,
+    hence ``a, b = -2 sigma, 2 sigma``.
+    """
+    sigma = (2.0 / weight[0].numel()) ** 0.5 / _KERAS_TRUNC_STD
+    return nn.init.trunc_normal_(weight, 0.0, sigma, -2.0 * sigma, 2.0 * sigma, generator=generator)
+
+
 def pad_channels(x: torch.Tensor, out_channels: int) -> torch.Tensor:
     """Zero-pad ``x`` ``(N, C, *spatial)`` to ``(N, out_channels, *spatial)`` on the channel axis.
 

@@ -1,4 +1,4 @@
-"""DRSN-CW, DRSN-CS, ResNet and ConvNet: one network class, presets, one builder.
+"""DRSN-CW, DRSN-CS, ResNet and ConvNet: one network class, presets, one builder for the whole zoo.
 
 ``ShrinkageNet``: stem conv (-> dropout, if ``stem_dropout`` > 0) -> stages of :class:`~faultdiag.models.blocks.ResidualUnit` (the
 first unit of each stage subsamples by the stage stride) -> BN -> ReLU -> global average
@@ -34,6 +34,9 @@ the network from leaning on any single band the first-layer filters pass, which 
 trained on clean signals degrade more gracefully under broadband noise -- the idea of dropout on
 the first layer of Zhang et al.'s TICNN (Mech. Syst. Signal Process. 2018).  It has no weights, so
 checkpoints and the folded inference model are the same with or without it.
+
+``build_model`` also builds the two anchors of the anti-noise literature, ``wdcnn`` and
+``ticnn`` (:mod:`faultdiag.models.anchors`): fixed architectures, 1-D only, no presets.
 """
 
 from __future__ import annotations
@@ -44,11 +47,14 @@ import torch
 from torch import nn
 
 from faultdiag.errors import ConfigError
+from faultdiag.models.anchors import ANCHOR_KEYWORDS, ANCHOR_NAMES, build_anchor  # noqa: F401 (re-exported)
 from faultdiag.models.blocks import ResidualUnit, _check_positive_int, conv_same
+from faultdiag.models.blocks import keras_he_normal_  # noqa: F401  (used below; its old home)
 from faultdiag.models.shrinkage import Shrinkage, ThresholdEstimator
 from faultdiag.models.summary import model_summary  # noqa: F401  (part of this module's contract)
 
-MODEL_NAMES = ("drsn-cw", "drsn-cs", "resnet", "convnet")
+SHRINKAGE_NAMES = ("drsn-cw", "drsn-cs", "resnet", "convnet")  # ShrinkageNet, with PRESETS
+MODEL_NAMES = SHRINKAGE_NAMES + ANCHOR_NAMES
 
 # name -> (shrinkage, default shortcut)
 _VARIANTS = {
@@ -67,25 +73,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                  units=(2, 2, 2), stage_strides=(2, 2, 2), kernel_size=3, bn_momentum=0.1, bn_eps=1e-5),
 }
 
-# Keywords build_model accepts (besides the name).
+# Keywords build_model accepts for the ShrinkageNet family (besides the name); anchors: ANCHOR_KEYWORDS.
 BUILD_KEYWORDS = ("dims", "in_channels", "num_classes", "preset", "widths", "units", "stage_strides",
                   "kernel_size", "stem_channels", "stem_kernel", "stem_stride", "stem_dropout", "shortcut",
                   "bn_momentum", "bn_eps", "seed")
-
-_KERAS_TRUNC_STD = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
-
-
-def keras_he_normal_(weight: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Keras ``he_normal`` in place, with ``torch.nn.init.trunc_normal_``.
-
-    Keras draws from a normal truncated at two standard deviations, with the underlying std
-    ``sqrt(2 / fan_in) / 0.8796...`` so that the drawn weights have std ``sqrt(2 / fan_in)``
-    (``fan_in`` = input channels x kernel taps, or input features).  torch's bounds are absolute,
-    hence ``a, b = -2 sigma, 2 sigma``.
-    """
-    sigma = (2.0 / weight[0].numel()) ** 0.5 / _KERAS_TRUNC_STD
-    return nn.init.trunc_normal_(weight, 0.0, sigma, -2.0 * sigma, 2.0 * sigma, generator=generator)
-
 
 class ShrinkageNet(nn.Module):
     """A (shrinkage) residual network for signals ``(N, C, L)`` or images ``(N, C, H, W)``.
@@ -194,25 +185,31 @@ def _check_dropout(p: float) -> None:
         raise ConfigError(f"The 'stem_dropout' parameter must be a number in [0, 1); got {p!r}.")
 
 
-def build_model(name: str, **kwargs: Any) -> ShrinkageNet:
-    """Build a model by name from a preset, with explicit keywords overriding the preset.
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a model by name: a :class:`ShrinkageNet` from a preset, or an anchor.
 
     Args:
         name: one of ``MODEL_NAMES``.
-        **kwargs: any of ``BUILD_KEYWORDS``: ``dims`` (default: the preset's), ``in_channels``
-            (1), ``num_classes`` (10), ``preset`` (``"paper"`` for 1-D, ``"seed-mnist"`` for 2-D),
-            the architecture fields of ``PRESETS``, ``stem_dropout`` (0), ``shortcut`` (``"pad"``, or ``"conv"``; the
-            ConvNet has none) and ``seed`` (int, initial weights; default: torch's global RNG).
+        **kwargs: for ``SHRINKAGE_NAMES``, any of ``BUILD_KEYWORDS``: ``dims`` (default: the
+            preset's), ``in_channels`` (1), ``num_classes`` (10), ``preset`` (None, the default,
+            means ``"paper"`` for 1-D and ``"seed-mnist"`` for 2-D), the architecture fields of
+            ``PRESETS``, ``stem_dropout`` (0), ``shortcut`` (``"pad"``, or ``"conv"``; the ConvNet
+            has none) and ``seed`` (int, initial weights; default: torch's global RNG).  For
+            ``"wdcnn"``/``"ticnn"``, the keywords of ``ANCHOR_KEYWORDS`` (see
+            :func:`faultdiag.models.anchors.build_anchor`).
 
     Returns:
-        A :class:`ShrinkageNet` with ``model.build_kwargs`` (name + resolved keywords) such that
+        The model, with ``model.build_kwargs`` (name + resolved keywords) such that
         ``build_model(**model.build_kwargs)`` rebuilds the same architecture.
 
     Raises:
-        ConfigError: unknown name, keyword or preset, or an invalid value.
+        ConfigError: unknown name, keyword or preset, a keyword that does not apply to the
+            model, or an invalid value.
     """
     if name not in MODEL_NAMES:
         raise ConfigError(f"The 'name' parameter must be one of {MODEL_NAMES}; got {name!r}.")
+    if name in ANCHOR_NAMES:
+        return build_anchor(name, **kwargs)
     unknown = sorted(set(kwargs) - set(BUILD_KEYWORDS))
     if unknown:
         raise ConfigError(f"Unknown build_model keyword(s) {unknown}; valid keywords are {BUILD_KEYWORDS}.")
