@@ -14,7 +14,7 @@ from faultdiag.errors import ConfigError, DataError
 from faultdiag.evaluate import adabn
 from faultdiag.models.anchors import ANCHOR_NAMES, ARCHITECTURES, TICNN_KERNEL_DROPOUT, layer_lengths
 from faultdiag.models.networks import MODEL_NAMES, build_model, model_summary
-from faultdiag.train import train_model
+from faultdiag.training import train_model
 
 torch.set_num_threads(1)
 
@@ -152,7 +152,7 @@ def test_build_kwargs_rebuild_and_default_config(name):
     assert a.build_kwargs == b.build_kwargs and a.build_kwargs["name"] == name
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
-    # what the trainer passes for a default model section: preset None, not stored
+    # preset None or the default section's "paper": nothing stored
     kwargs = dict(dims=1, in_channels=1, num_classes=3, seed=0, **ModelConfig(name=name).model_kwargs())
     model = build_model(name, **kwargs)
     assert "preset" not in model.build_kwargs
@@ -213,7 +213,7 @@ def test_short_fit_learns(name):
 
 
 def test_train_model_checkpoint_round_trip(tmp_path):
-    # the trainer with a default model section (preset None) and the checkpoint's rebuild
+    # the trainer with a default model section and the checkpoint's rebuild
     cfg = load_config(None, ["data.source=simulated", "data.sim_duration_s=2", "data.loads=[0]",
                              "data.window_len=1024", "data.hop=512", "model.name=wdcnn", "train.epochs=1",
                              "train.batch_size=32", "train.threads=1", "device=cpu"])

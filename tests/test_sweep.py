@@ -236,3 +236,14 @@ def test_a_failing_cell_is_reported_after_the_others_and_no_aggregate_is_written
     assert sorted(statuses) == ["failed", "trained"]
     assert (tmp_path / "cells" / "drsn-cw" / "clean-seed0" / "result.json").is_file()
     assert not (tmp_path / "results.csv").exists()
+
+
+def test_a_sweep_mixing_families_gives_each_cell_only_its_own_model_keys():
+    cfg = load_config(None, tiny_overrides(**{"sweep.models": '["drsn-cw", "wdcnn", "ticnn"]', "model.preset": '"wide"',
+                                               "model.stem_dropout": "0.3", "model.kernel_dropout": "0.2"}))
+    by_model = {c.model: c.config.model for c in plan_cells(cfg)}
+    assert by_model["drsn-cw"].preset == "wide" and by_model["drsn-cw"].stem_dropout == 0.3
+    assert by_model["drsn-cw"].kernel_dropout is None
+    assert by_model["wdcnn"].preset == "paper" and by_model["wdcnn"].stem_dropout is None
+    assert by_model["wdcnn"].widths is None and by_model["wdcnn"].kernel_dropout is None
+    assert by_model["ticnn"].kernel_dropout == 0.2

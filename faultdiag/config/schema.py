@@ -119,7 +119,12 @@ class NoiseConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network name (``drsn-cw``, ``drsn-cs``, ``resnet``, ``convnet``), preset and overrides (None = preset's)."""
+    """Network name, preset and overrides (None = the preset's or the model's own).
+
+    ``name``: ``drsn-cw``, ``drsn-cs``, ``resnet``, ``convnet`` (one network family with
+    ``preset`` and the architecture overrides) or the anchors ``wdcnn``, ``ticnn`` (one
+    architecture each; only ``stem_dropout`` and, for ``ticnn``, ``kernel_dropout`` apply).
+    """
 
     name: str = "drsn-cw"
     preset: str = "paper"
@@ -131,6 +136,7 @@ class ModelConfig:
     stem_stride: int | None = None
     stem_channels: int | None = None
     stem_dropout: float | None = None
+    kernel_dropout: float | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``build_model(name, ...)``: the preset and every override set."""

@@ -13,7 +13,9 @@ Protocols:
   scored at the same kind × SNR. Cell id ``<kind>_<snr>dB-seed<seed>``.
 
 Every cell's config is the sweep's narrowed to that cell (one model, seed, and for ``matched`` one
-kind and SNR), so a cell's ``config.toml`` reruns exactly that training.
+kind and SNR), so a cell's ``config.toml`` reruns exactly that training.  A sweep may mix the
+shrinkage family with the anchors (``wdcnn``, ``ticnn``): each cell keeps only the ``[model]``
+keys that apply to its network (:func:`model_section`), and says so in the log.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from faultdiag.config import RunConfig
+from faultdiag.config import ModelConfig, RunConfig
 
-__all__ = ["Cell", "plan_cells", "snr_id"]
+__all__ = ["Cell", "plan_cells", "snr_id", "model_section"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,23 @@ def snr_id(snr_db: float) -> str:
     return f"{snr_db:g}".replace("-", "m").replace(".", "p")
 
 
+def model_section(model: ModelConfig, name: str) -> ModelConfig:
+    """``model`` for network ``name`` in a sweep that mixes families: the keys that do not apply to
+    ``name`` go back to their defaults (logged).  An anchor keeps only ``kernel_dropout`` (``ticnn``):
+    in a comparison it is the published architecture, without the shrinkage family's ``stem_dropout``."""
+    from faultdiag.models.networks import ANCHOR_NAMES
+
+    if name in ANCHOR_NAMES:
+        section = ModelConfig(name=name, kernel_dropout=model.kernel_dropout if name == "ticnn" else None)
+    else:
+        section = dataclasses.replace(model, name=name, kernel_dropout=None)
+    dropped = [f.name for f in dataclasses.fields(model) if f.name != "name"
+               and getattr(model, f.name) != getattr(section, f.name)]
+    if dropped:
+        log.info("sweep: [model] keys %s do not apply to %s; left at their defaults", dropped, name)
+    return section
+
+
 def _once_per_seed(cfg: RunConfig, base: RunConfig, model: str, seed: int) -> Cell:
     """The one cell of ``train-clean`` / ``train-mixed``: scored clean and at every kind × SNR."""
     rep, sw = dataclasses.replace, cfg.sweep
@@ -69,7 +88,7 @@ def plan_cells(cfg: RunConfig) -> list[Cell]:
 
     def base(model: str, seed: int, **sweep_changes) -> RunConfig:
         one = rep(sw, models=(model,), seeds=(seed,), **sweep_changes)
-        return rep(cfg, seed=seed, model=rep(cfg.model, name=model), sweep=one)
+        return rep(cfg, seed=seed, model=model_section(cfg.model, model), sweep=one)
 
     if sw.protocol != "matched":
         return [_once_per_seed(cfg, base(m, int(s)), m, int(s)) for s in sw.seeds for m in sw.models]
