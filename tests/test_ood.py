@@ -22,7 +22,7 @@ def _gaussian_classes(n_per_class, seed, shift=0.0, d=6, k=3):
 
 
 def test_init_only_stores_parameters():
-    assert vars(FeatureDensity(shrinkage=0.1)) == {"shrinkage": 0.1}
+    assert vars(FeatureDensity(shrinkage=0.1, covariance="per-class")) == {"shrinkage": 0.1, "covariance": "per-class"}
 
 
 def test_score_equals_hand_computed_mahalanobis():
@@ -38,22 +38,45 @@ def test_score_equals_hand_computed_mahalanobis():
     expected = [min((xi - m) @ np.linalg.inv(cov) @ (xi - m) for m in (mu0, mu1)) for xi in x]
     np.testing.assert_allclose(fd.score(x), expected, rtol=1e-10)
     assert fd.score(mu1[None])[0] == pytest.approx(0.0, abs=1e-12)
+    # Per class: each class's own covariance (divisor 3).
+    pc = FeatureDensity(shrinkage=0.0, covariance="per-class").fit(X, y)
+    covs = [r[:3].T @ r[:3] / 3, r[3:].T @ r[3:] / 3]
+    expected = [min((xi - m) @ np.linalg.inv(c) @ (xi - m) for m, c in zip((mu0, mu1), covs)) for xi in x]
+    np.testing.assert_allclose(pc.score(x), expected, rtol=1e-10)
+    assert pc.precision_.shape == (2, 2, 2) and pc.shrinkage_.tolist() == [0.0, 0.0]
+
+
+def test_per_class_covariance_catches_a_point_off_a_tight_class():
+    # Class 0 is 100x tighter than class 1; a point 0.5 from class 0's mean is typical under the
+    # tied covariance (dominated by class 1) but far outside class 0 under its own covariance
+    # (and ~45 from class 1; the 99th percentile of chi2 with 2 degrees of freedom is 9.2).
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 0.01, (300, 2)), rng.normal(5, 1.0, (300, 2))])
+    y = np.repeat([0, 1], 300)
+    probe = np.array([[0.5, 0.0]])
+    tied = FeatureDensity(covariance="tied").fit(X, y)
+    per_class = FeatureDensity(covariance="per-class").fit(X, y)
+    assert tied.score(probe)[0] < 2.0
+    assert per_class.score(probe)[0] > 20.0
 
 
 def test_ledoit_wolf_shrinkage_is_recorded_and_bounded():
     X, y = _gaussian_classes(30, seed=0)
-    fd = FeatureDensity().fit(X, y)
+    fd = FeatureDensity(covariance="tied").fit(X, y)
     assert 0.0 <= fd.shrinkage_ <= 1.0
     assert fd.precision_.shape == (6, 6) and np.allclose(fd.precision_, fd.precision_.T)
-    assert FeatureDensity(shrinkage=0.3).fit(X, y).shrinkage_ == 0.3
+    assert FeatureDensity(shrinkage=0.3, covariance="tied").fit(X, y).shrinkage_ == 0.3
+    per_class = FeatureDensity().fit(X, y)  # the default: one covariance per class
+    assert per_class.precision_.shape == (3, 6, 6) and np.all((0 <= per_class.shrinkage_) & (per_class.shrinkage_ <= 1))
 
 
-def test_calibration_gives_about_five_percent_on_fresh_samples_and_shift_is_detected():
+@pytest.mark.parametrize("covariance", ["tied", "per-class"])
+def test_calibration_gives_about_five_percent_on_fresh_samples_and_shift_is_detected(covariance):
     X, y = _gaussian_classes(500, seed=0)
     val, _ = _gaussian_classes(400, seed=1)
     fresh, _ = _gaussian_classes(2000, seed=2)
     shifted, _ = _gaussian_classes(300, seed=3, shift=2.0)
-    fd = FeatureDensity().fit(X, y).calibrate(val, quantile=0.95)
+    fd = FeatureDensity(covariance=covariance).fit(X, y).calibrate(val, quantile=0.95)
     assert fd.n_calibration_ == 1200 and fd.quantile_ == 0.95
     exceed = float(np.mean(fd.score(fresh) > fd.threshold_))
     # 6000 fresh draws: binomial sd of the share ~0.003; the threshold itself varies by ~0.006.
@@ -68,16 +91,18 @@ def test_refit_drops_the_old_calibration():
     assert not hasattr(fd, "threshold_")
 
 
-def test_round_trip_through_weights_only_checkpoint():
+@pytest.mark.parametrize("covariance", ["tied", "per-class"])
+def test_round_trip_through_weights_only_checkpoint(covariance):
     X, y = _gaussian_classes(40, seed=0)
-    fd = FeatureDensity().fit(X, y).calibrate(X, 0.9)
+    fd = FeatureDensity(covariance=covariance).fit(X, y).calibrate(X, 0.9)
     buf = io.BytesIO()
     torch.save({"ood": fd.to_dict()}, buf)
     buf.seek(0)
     back = FeatureDensity.from_dict(torch.load(buf, weights_only=True)["ood"])
     np.testing.assert_array_equal(back.score(X), fd.score(X))
     assert (back.threshold_, back.quantile_, back.n_calibration_) == (fd.threshold_, 0.9, 120)
-    assert back.shrinkage_ == fd.shrinkage_ and list(back.classes_) == [0, 1, 2]
+    np.testing.assert_array_equal(back.shrinkage_, fd.shrinkage_)
+    assert list(back.classes_) == [0, 1, 2] and back.covariance == covariance
 
 
 def test_uncalibrated_round_trip_keeps_threshold_unset():
@@ -103,6 +128,10 @@ def test_bad_inputs_name_the_parameter():
         FeatureDensity().fit(X, y[:-1])
     with pytest.raises(ConfigError, match="'shrinkage'"):
         FeatureDensity(shrinkage="oas").fit(X, y)
+    with pytest.raises(ConfigError, match="'covariance'"):
+        FeatureDensity(covariance="diag").fit(X, y)
+    with pytest.raises(DataError, match="at least 2 rows.*class 1"):
+        FeatureDensity(covariance="per-class").fit(X[:21], y[:21])  # class 1 has one row
     with pytest.raises(ConfigError, match="'quantile'"):
         fd.calibrate(X, quantile=1.0)
     with pytest.raises(DataError, match="at least 19 validation windows"):
@@ -159,3 +188,13 @@ def test_auroc_extremes_and_ties():
     assert auroc([1, 1], [1, 1]) == 0.5
     with pytest.raises(DataError, match="'out_scores'"):
         auroc([1.0], [])
+
+
+def test_chunked_scoring_matches_one_block(monkeypatch):
+    from faultdiag import ood
+
+    X, y = _gaussian_classes(30, seed=0)
+    fd = FeatureDensity().fit(X, y)
+    whole = fd.score(X)
+    monkeypatch.setattr(ood, "_SCORE_ROWS", 7)
+    np.testing.assert_allclose(fd.score(X), whole, rtol=1e-12)
