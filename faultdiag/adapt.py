@@ -69,7 +69,7 @@ def mk_mmd_loss(source: torch.Tensor, target: torch.Tensor, kernel_mul: float = 
     distributions, but it can be negative.
 
     Args:
-        source: ``(B, D)``, target: ``(B', D)``; B, B' >= 2 (>= 2 also for the unbiased form).
+        source: ``(B, D)``, target: ``(B', D)``; B, B' >= 2.
     Returns:
         scalar tensor.
     """

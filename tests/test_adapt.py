@@ -71,7 +71,6 @@ def test_dann_loss_gradients_discriminator_descends_features_ascend():
     # Reference gradient without the reversal: the features' gradients are exactly -0.5 times it.
     s2, t2 = s.detach().clone().requires_grad_(), t.detach().clone().requires_grad_()
     disc2 = DomainDiscriminator(4, hidden=8, seed=0)
-    dann_loss(disc2, s2, t2, lambda_=0.0)  # builds the graph; lambda 0 gives zero feature gradients
     plain = 0.5 * (torch.nn.functional.binary_cross_entropy_with_logits(disc2(s2), torch.zeros(16))
                    + torch.nn.functional.binary_cross_entropy_with_logits(disc2(t2), torch.ones(16)))
     plain.backward()
