@@ -10,7 +10,7 @@ CPU-second is the steadier figure.
 
 * ``eager``: the plain loop anyone would write first: ``DataLoader(TensorDataset, shuffle=True)``,
   loss ``CE + 1e-4 * sum(w**2)`` through autograd, default Adam, ``.item()`` per batch.
-* ``fast``: ``faultdiag.mnist_demo.train_epoch`` (preloaded tensor + ``randperm`` batches, L2 as a
+* ``fast``: ``faultdiag.mnist.demo.train_epoch`` (preloaded tensor + ``randperm`` batches, L2 as a
   gradient, fused Adam, on-device accumulators).
 * ``fast+compile`` (``--compile``): the same with ``torch.compile`` of the model; compile seconds
   are reported separately.
@@ -30,7 +30,8 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from faultdiag.mnist_demo import DemoConfig, l2_penalty, make_optimizer, regularized_kernels, train_epoch
+from faultdiag.mnist.config import DemoConfig
+from faultdiag.mnist.demo import l2_penalty, make_optimizer, regularized_kernels, train_epoch
 from faultdiag.models.networks import build_model
 from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
 

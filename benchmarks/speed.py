@@ -19,7 +19,7 @@ and after: the machine may be shared, a high load inflates the times):
   first call (compile + one step) is reported apart from the steady state (``compile_s``).
   Variants take turns within each repeat; median and min over repeats.
 * ``mnist_demo``: the demo's own training loop at batch 100 (``mnist_speed.measure``, variant
-  ``fast`` = ``faultdiag.mnist_demo.train_epoch``; ``fast+compile`` with ``--compile``).
+  ``fast`` = ``faultdiag.mnist.demo.train_epoch``; ``fast+compile`` with ``--compile``).
 * ``diagnose``: ``diagnose`` on a ``--minutes`` long 12 kHz recording, one fresh child process
   per preset reporting wall time and peak RSS (``diagnose_speed._run_case``; random-weight drsn-cw).
 
@@ -43,7 +43,7 @@ from benchmarks import diagnose_speed, mnist_speed
 from benchmarks.forward_speed import time_forwards
 from faultdiag.config import TrainConfig
 from faultdiag.diagnose import DEFAULT_BATCH_SIZE as DIAGNOSE_BATCH
-from faultdiag.mnist_demo import DemoConfig
+from faultdiag.mnist import DemoConfig
 from faultdiag.models.inference import fold_for_inference
 from faultdiag.models.networks import PRESETS, SHRINKAGE_NAMES, build_model
 from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
@@ -168,7 +168,7 @@ def bench_mnist(opts: dict, repeats: int, compile_: bool) -> dict:
         print(f"mnist {key:>20}: best {r['best_images_per_s']:7.0f} img/s, median {r['median_images_per_s']:7.0f} "
               f"(warm-up {r['warmup_s']:.1f} s)", flush=True)
     return {"batch_size": 100, "images_per_round": opts["mnist_images"], "rounds": repeats,
-            "variants": {"fast": "faultdiag.mnist_demo.train_epoch", "fast+compile": "the same, torch.compile'd model"},
+            "variants": {"fast": "faultdiag.mnist.demo.train_epoch", "fast+compile": "the same, torch.compile'd model"},
             "results": results}
 
 

@@ -13,7 +13,8 @@ import torch
 from faultdiag.cli import main
 from faultdiag.data.mnist import MNIST_FILES, MnistData, load_mnist, read_idx
 from faultdiag.errors import ConfigError, DataError
-from faultdiag.mnist_demo import (DemoConfig, add_l2_grad_, l2_penalty, prepare_data, regularized_kernels,
+from faultdiag.mnist.config import DemoConfig
+from faultdiag.mnist.demo import (add_l2_grad_, l2_penalty, prepare_data, regularized_kernels,
                                   run_demo)
 from faultdiag.models.networks import build_model
 
@@ -225,7 +226,7 @@ def test_compile_failure_falls_back_to_eager(synthetic, monkeypatch, caplog):
 
 
 def test_batch_stat_evaluation_leaves_running_stats_alone(synthetic):
-    from faultdiag.mnist_demo import evaluate
+    from faultdiag.mnist.demo import evaluate
 
     model = build_model("drsn-cw", dims=2, preset="seed-mnist", seed=0)
     t = prepare_data(synthetic, 0.5, seed=0, limit=100)

@@ -1,7 +1,7 @@
 """``faultdiag mnist-demo``: the seed article's noisy-MNIST comparison of DRSN-CW and ResNet.
 
 Option precedence: command line > ``--config`` TOML file (table ``[mnist_demo]``) > the
-article's protocol (the defaults of :class:`faultdiag.mnist_demo.DemoConfig`).
+article's protocol (the defaults of :class:`faultdiag.mnist.DemoConfig`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from faultdiag.errors import ConfigError
 
 DEFAULT_DATA_DIR = Path("data") / "mnist"
 MNIST_ENV = "FAULTDIAG_MNIST"
@@ -46,47 +45,19 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _read_config_file(path: Path) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib
-    from faultdiag.mnist_demo import DemoConfig
-
-    try:
-        with open(path, "rb") as fh:
-            table = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"Cannot read config file '{path}': {exc.strerror or exc}.") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"Config file '{path}' is not valid TOML: {exc}.") from exc
-    unknown_tables = sorted(set(table) - {"mnist_demo"})
-    if unknown_tables:
-        raise ConfigError(f"Config file '{path}' has unknown table(s) {unknown_tables}; expected [mnist_demo].")
-    options = table.get("mnist_demo", {})
-    fields = {f.name for f in dataclasses.fields(DemoConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ConfigError(f"Config file '{path}' has unknown key(s) {unknown} in [mnist_demo]; "
-                          f"valid keys are {sorted(fields)}.")
-    return options
-
-
 def build_config(args: argparse.Namespace):
-    """CLI > file > defaults, in one step."""
-    from faultdiag.mnist_demo import DemoConfig
+    """CLI > file > defaults, in one step (:func:`faultdiag.mnist.load_demo_config`)."""
+    from faultdiag.mnist import load_demo_config
 
-    options = _read_config_file(args.config) if args.config else {}
-    for name in ("epochs", "n_seeds", "seed", "noise_scale", "units", "limit", "num_threads", "compile",
-                 "bn_stats"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
+    options = {name: getattr(args, name) for name in ("epochs", "n_seeds", "seed", "noise_scale", "units", "limit",
+                                                      "num_threads", "compile", "bn_stats")
+               if getattr(args, name) is not None}
     if args.models is not None:
         options["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
-    options.setdefault("num_threads", max(1, min(2, os.cpu_count() or 1)))
-    if "models" in options:
-        options["models"] = tuple(options["models"])
-    return DemoConfig(**options)
+    cfg = load_demo_config(args.config, options)
+    if cfg.num_threads is None:  # the CLI's default: both cores of a small machine, no more
+        cfg = dataclasses.replace(cfg, num_threads=max(1, min(2, os.cpu_count() or 1)))
+    return cfg
 
 
 def resolve_data_dir(data_dir: Path | None) -> Path:
@@ -153,7 +124,7 @@ def print_results(results: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from faultdiag.data.mnist import load_mnist
-    from faultdiag.mnist_demo import run_demo
+    from faultdiag.mnist import run_demo
     from faultdiag.provenance import code_revision, fingerprint, library_versions, machine_info, write_json
 
     cfg = build_config(args)

@@ -27,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["load_config", "config_from_dict", "config_to_dict", "dumps_toml", "save_config", "replace_in",
+__all__ = ["read_toml", "load_config", "config_from_dict", "config_to_dict", "dumps_toml", "save_config", "replace_in",
            "parse_overrides", "training_key", "config_diff"]
 
 _TOP_KEYS = ("seed", "device")
@@ -130,7 +130,7 @@ def _build(tree: Tree, where: str) -> RunConfig:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -156,7 +156,7 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
     """
     tree: Tree = {}
     if path is not None:
-        _merge(tree, _read_toml(path), str(path))
+        _merge(tree, read_toml(path), str(path))
     return _with_overrides(tree, str(path) if path is not None else "defaults", overrides)
 
 

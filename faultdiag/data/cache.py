@@ -15,11 +15,9 @@ data cache`` never leaves a half-written cache under the final name.  Training w
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -30,6 +28,7 @@ from faultdiag.config import DataConfig
 from faultdiag.data.recording import Recording
 from faultdiag.data.windows import SPLITS, time_regions
 from faultdiag.errors import ConfigError, DataError
+from faultdiag.provenance import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -91,22 +90,13 @@ def build_cache(data: DataConfig, path: str | os.PathLike, *, compression: str =
     if compression not in ("lzf", "gzip", "none"):
         raise ConfigError(f"The 'compression' parameter must be 'lzf', 'gzip' or 'none'; got {compression!r}.")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            class_names: list[str] = []
-            labels, channels = _write_recordings(f.create_group("recordings"), data, class_names, compression, chunk_len)
-            f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "fs_hz": float(data.fs_hz),
-                            "class_names": json.dumps(class_names),
-                            "channels": json.dumps(channels), "labels": json.dumps(labels),
-                            "fingerprint": json.dumps(_source_fingerprint(data)), "complete": True})
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        class_names: list[str] = []
+        labels, channels = _write_recordings(f.create_group("recordings"), data, class_names, compression, chunk_len)
+        f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "fs_hz": float(data.fs_hz),
+                        "class_names": json.dumps(class_names),
+                        "channels": json.dumps(channels), "labels": json.dumps(labels),
+                        "fingerprint": json.dumps(_source_fingerprint(data)), "complete": True})
     log.info("cached %d recordings in %s", len(labels), path)
     return path
 

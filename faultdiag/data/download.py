@@ -10,7 +10,6 @@ with a known checksum. urllib only: no extra dependency.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import urllib.error
@@ -22,6 +21,7 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from faultdiag.errors import ConfigError, DataError
+from faultdiag.provenance import file_sha256
 
 __all__ = ["RemoteFile", "DATASETS", "download_file", "download_dataset"]
 
@@ -64,14 +64,6 @@ DATASETS: dict[str, dict] = {
         "files": tuple(RemoteFile(n, s) for n, s in _MNIST_SHA256.items()),
     },
 }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fetch(url: str, part: Path, progress: bool) -> None:
@@ -122,7 +114,7 @@ def download_file(
         raise ConfigError(f"No published SHA-256 for {dest.name} ({url}); refusing an unverifiable download. "
                           "Pass allow_unverified=True (CLI --allow-unverified) to accept it.")
     if dest.exists():
-        got = _sha256(dest)
+        got = file_sha256(dest)
         if expected is None or got == expected:
             log.info("%s is already present%s; skipped.", dest, "" if expected is None else " and verified")
             return dest
@@ -131,7 +123,7 @@ def download_file(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     _fetch(url, part, progress)
-    got = _sha256(part)
+    got = file_sha256(part)
     if expected is not None and got != expected:
         part.unlink()
         raise DataError(f"Downloaded {dest.name} from {url} has SHA-256 {got}, expected {expected}; "

@@ -44,65 +44,13 @@ from torch.nn import functional as F
 
 from faultdiag.data.mnist import MnistData
 from faultdiag.data.noise import add_image_noise
-from faultdiag.errors import ConfigError
 from faultdiag.evaluate import adabn
-from faultdiag.models.networks import SHRINKAGE_NAMES, build_model
+from faultdiag.mnist.config import DemoConfig
+from faultdiag.models.networks import build_model
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict], None]
-DEMO_MODELS = tuple(m for m in SHRINKAGE_NAMES if m != "convnet")
-BN_STATS = ("precise", "running")
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Options of the demo; the defaults are the article's protocol."""
-
-    models: tuple[str, ...] = ("drsn-cw", "resnet")
-    preset: str = "seed-mnist"
-    units: int = 1
-    epochs: int = 5
-    batch_size: int = 100
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    adam_eps: float = 1e-7
-    l2: float = 1e-4
-    noise_scale: float = 0.5
-    seed: int = 0
-    n_seeds: int = 1
-    limit: Optional[int] = None
-    eval_each_epoch: bool = True
-    eval_batch_size: int = 1000
-    num_threads: Optional[int] = None
-    compile: bool = False
-    bn_stats: str = "precise"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "models", tuple(self.models))
-        for name in self.models:
-            if name not in DEMO_MODELS:
-                raise ConfigError(f"The 'models' parameter must list names from {DEMO_MODELS}; got {name!r}.")
-        if not self.models:
-            raise ConfigError("The 'models' parameter must name at least one model; got none.")
-        for name in ("units", "epochs", "batch_size", "n_seeds", "eval_batch_size"):
-            _check_int(name, getattr(self, name), minimum=1)
-        for name in ("limit", "num_threads"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=1)
-        _check_int("seed", self.seed, minimum=0)
-        if self.bn_stats not in BN_STATS:
-            raise ConfigError(f"The 'bn_stats' parameter must be one of {BN_STATS}; got {self.bn_stats!r}.")
-        for name in ("lr", "adam_eps", "l2", "noise_scale", "beta1", "beta2"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"The '{name}' parameter must be a finite number >= 0; got {value!r}.")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"The '{name}' parameter must be an int >= {minimum}; got {value!r}.")
 
 
 def noisy_images(images: np.ndarray, noise_scale: float, generator: torch.Generator) -> torch.Tensor:
