@@ -103,3 +103,37 @@ def test_training_with_mixed_noise_and_gain_jitter_is_seeded(tmp_path):
     clean = train_model(dataclasses.replace(cfg, noise=NoiseConfig()), tmp_path / "c", prepared=prepared,
                         progress=False)
     assert rows(clean.history) != rows(a.history)
+
+
+def test_a_bandpass_front_end_chosen_on_training_windows_travels_in_the_checkpoint(tmp_path):
+    from faultdiag.checkpoint import load_checkpoint
+
+    cfg = load_config(None, [*TINY, "frontend.kind=bandpass", "train.epochs=1"])
+    prepared = prepare(cfg)
+    fe = prepared.inputs.front_end
+    assert fe.kind == "bandpass" and prepared.band_choice is not None
+    assert (fe.low_hz, fe.high_hz) == (prepared.band_choice.low_hz, prepared.band_choice.high_hz)
+    feats = prepared.inputs.features(prepared.train.X)
+    np.testing.assert_allclose(prepared.inputs.standardizer.mean_, feats.double().mean(dim=(0, 2)).numpy(), atol=1e-5)
+    result = train_model(cfg, tmp_path, prepared=prepared, progress=False)
+    ck = load_checkpoint(result.checkpoint_path)
+    assert ck.inputs.front_end == fe
+    x = prepared.test.X[:4]
+    assert torch.equal(ck.inputs.transform(x), prepared.inputs.transform(x))
+    assert (tmp_path / "band_choice.json").is_file() and (tmp_path / "band_choice.png").is_file()
+    fixed = prepare(load_config(None, [*TINY, "frontend.kind=envelope_spectrum", "frontend.band_hz=[2000, 4000]"]))
+    assert fixed.band_choice is None and fixed.inputs.transform(x).shape[-1] == 256 // 2
+
+
+def test_a_sinc_stem_starts_from_the_chosen_band_and_rebuilds_from_its_checkpoint(tmp_path):
+    from faultdiag.checkpoint import load_checkpoint
+
+    cfg = load_config(None, [*TINY, "model.stem=sinc", "model.stem_kernel=65", "model.stem_channels=2",
+                             "model.stem_shrinkage=true", "train.epochs=1"])
+    result = train_model(cfg, tmp_path, progress=False)
+    ck = load_checkpoint(result.checkpoint_path)
+    lo, hi = ck.model_kwargs["stem_band_hz"]
+    assert 0 < lo < hi <= 6000 and ck.model_kwargs["fs_hz"] == 12000.0
+    x = result.prepared.inputs.transform(result.prepared.test.X[:3])
+    with torch.no_grad():
+        assert torch.equal(ck.build_model()(x), result.model(x))

@@ -117,6 +117,41 @@ class NoiseConfig:
         validate.fraction("noise.clean_share", self.clean_share)
 
 
+FRONT_END_KINDS = ("none", "bandpass", "spectrum", "envelope_spectrum")
+BAND_METHODS = ("kurtogram", "fisher", "fisher_energy")
+
+
+@dataclass(frozen=True)
+class FrontEndConfig:
+    """The signal-processing front end between raw (noisy) windows and the standardiser (:mod:`faultdiag.frontend`).
+
+    ``kind``: ``none``; ``bandpass`` (zero-phase Butterworth of ``order``); ``spectrum`` (amplitude
+    spectrum in dB); ``envelope_spectrum`` (envelope spectrum in dB of the band).  ``band_hz``:
+    ``[low, high]`` in Hz, or empty = chosen from the clean training windows by ``method``
+    (:func:`faultdiag.frontend.choose_band`, judged as if under white noise at ``judge_snr_db``;
+    nothing noisy is seen).  The band is stored in the checkpoint, so evaluation and diagnosis
+    filter exactly as training did.
+    """
+
+    kind: str = "none"
+    band_hz: tuple[float, ...] = ()
+    method: str = "kurtogram"
+    order: int = 4
+    judge_snr_db: float = 0.0
+
+    def __post_init__(self) -> None:
+        _choice(self, "kind", FRONT_END_KINDS)
+        _choice(self, "method", BAND_METHODS)
+        validate.positive_int("frontend.order", self.order)
+        if self.band_hz and (len(self.band_hz) != 2 or not 0 < self.band_hz[0] < self.band_hz[1]):
+            raise ConfigError(f"The 'frontend.band_hz' parameter must be [low, high] in Hz with 0 < low < high, "
+                              f"or [] to choose the band from the training data; got {list(self.band_hz)}.")
+
+    @property
+    def needs_band(self) -> bool:
+        return self.kind in ("bandpass", "envelope_spectrum")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Network name, preset and overrides (None = the preset's or the model's own).
@@ -124,6 +159,10 @@ class ModelConfig:
     ``name``: ``drsn-cw``, ``drsn-cs``, ``resnet``, ``convnet`` (one network family with
     ``preset`` and the architecture overrides) or the anchors ``wdcnn``, ``ticnn`` (one
     architecture each; only ``stem_dropout`` and, for ``ticnn``, ``kernel_dropout`` apply).
+    ``stem``: ``conv`` (default) or ``sinc``, a learnable band-pass bank initialised to tile
+    ``stem_band_hz`` (default: the front end's band, else one chosen like ``[frontend]`` would;
+    ``stem_kernel`` must then resolve ``stem_channels`` sub-bands: ``>= stem_channels * fs / width``).
+    ``stem_shrinkage``: a shrinkage unit (the model's CW/CS kind) right after the stem.
     """
 
     name: str = "drsn-cw"
@@ -137,6 +176,9 @@ class ModelConfig:
     stem_channels: int | None = None
     stem_dropout: float | None = None
     kernel_dropout: float | None = None
+    stem: str | None = None
+    stem_band_hz: tuple[float, ...] | None = None
+    stem_shrinkage: bool | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``build_model(name, ...)``: the preset and every override set."""
@@ -219,6 +261,7 @@ class RunConfig:
     """Everything that determines a run. ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    frontend: FrontEndConfig = field(default_factory=FrontEndConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -231,7 +274,7 @@ class RunConfig:
 
 
 SECTIONS: dict[str, type] = {
-    "data": DataConfig, "noise": NoiseConfig, "model": ModelConfig, "train": TrainConfig, "sweep": SweepConfig,
+    "data": DataConfig, "frontend": FrontEndConfig, "noise": NoiseConfig, "model": ModelConfig, "train": TrainConfig, "sweep": SweepConfig,
 }
 _TOP_KEYS = ("seed", "device")
 

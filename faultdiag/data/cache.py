@@ -20,7 +20,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -296,22 +296,26 @@ def _window_set(info: CacheInfo, parts: Sequence[tuple[int, int, np.ndarray]], w
     return CachedWindowSet(X, y, recs.copy(), starts, class_names)
 
 
-def streaming_moments(X: CachedWindows, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def streaming_moments(X: CachedWindows, batch_size: int = 256,
+                      transform: Callable[[np.ndarray], Any] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-channel mean and population std over all windows and time, and the RMS of each window.
 
-    Returns ``mean (C,)``, ``std (C,)`` (float64) and ``rms (N,)``; one pass, one batch in memory.
+    ``transform`` (e.g. the front end, ``(B, C, L) -> (B, C, L')``) is applied before the moments;
+    the RMS is always of the raw windows.  Returns ``mean (C,)``, ``std (C,)`` (float64) and
+    ``rms (N,)``; one pass, one batch in memory.
     """
     s = np.zeros(X.n_channels)
     sq = np.zeros(X.n_channels)
     rms = np.empty(len(X))
-    pos = 0
+    pos, count = 0, 0
     for xb in X.batches(batch_size):
-        xb = xb.astype(np.float64)
-        s += xb.sum(axis=(0, 2))
-        p = (xb**2).sum(axis=2)  # (B, C)
-        sq += p.sum(axis=0)
-        rms[pos : pos + len(xb)] = np.sqrt(p.sum(axis=1) / (X.n_channels * X.window_len))
+        raw = xb.astype(np.float64)
+        rms[pos : pos + len(xb)] = np.sqrt((raw**2).sum(axis=2).sum(axis=1) / (X.n_channels * X.window_len))
         pos += len(xb)
-    n = max(len(X) * X.window_len, 1)
+        feat = raw if transform is None else np.asarray(transform(xb), dtype=np.float64)
+        s += feat.sum(axis=(0, 2))
+        sq += (feat**2).sum(axis=(0, 2))
+        count += feat.shape[0] * feat.shape[2]
+    n = max(count, 1)
     mean = s / n
     return mean, np.sqrt(np.maximum(sq / n - mean**2, 0.0)), rms

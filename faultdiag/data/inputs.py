@@ -2,8 +2,11 @@
 
 An :class:`InputSpec` is fixed when training data is prepared and travels in the checkpoint, so
 that training, evaluation and diagnosis turn raw (possibly noisy) windows into model input the
-same way: the window geometry (rate, length, hop, channels) and the normalisation fitted on the
-training windows only.
+same way: the window geometry (rate, length, hop, channels), the front end (band-pass or
+spectra, :mod:`faultdiag.frontend`, its band chosen on clean training windows) and the
+normalisation fitted on the front end's output of the training windows only::
+
+    raw (N, C, L) -> front end -> (N, C, L') -> normalise -> model input (N, C, L')
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 
 from faultdiag.data.normalize import NORMALIZE_MODES, Standardizer, to_model_input
 from faultdiag.errors import ConfigError
+from faultdiag.frontend.spec import FrontEnd, apply_front_end
 
 __all__ = ["InputSpec"]
 
@@ -30,6 +34,7 @@ class InputSpec:
         channels: channel names, in the order of the input's ``C`` axis.
         normalize: ``global`` (``standardizer`` fitted on training windows), ``window`` or ``none``.
         standardizer: the fitted :class:`~faultdiag.data.normalize.Standardizer`, or ``None``.
+        front_end: the :class:`~faultdiag.frontend.FrontEnd` applied before normalising.
     """
 
     fs_hz: float
@@ -38,6 +43,7 @@ class InputSpec:
     channels: tuple[str, ...]
     normalize: str = "global"
     standardizer: Standardizer | None = None
+    front_end: FrontEnd = FrontEnd()
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZE_MODES:
@@ -47,9 +53,13 @@ class InputSpec:
             raise ConfigError("An InputSpec with normalize='global' needs a fitted standardizer; got None.")
         object.__setattr__(self, "channels", tuple(str(c) for c in self.channels))
 
+    def features(self, X_raw: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Raw windows ``(N, C, L)`` → the front end's output ``(N, C, L')``, not normalised."""
+        return apply_front_end(torch.as_tensor(X_raw), self.front_end)
+
     def transform(self, X_raw: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Raw windows ``(N, C, L)`` → float32 model input ``(N, C, L)``."""
-        return to_model_input(X_raw, self.standardizer, self.normalize)
+        """Raw windows ``(N, C, L)`` → float32 model input ``(N, C, L')``."""
+        return to_model_input(self.features(X_raw), self.standardizer, self.normalize)
 
     def normalizer_dict(self) -> dict[str, Any]:
         """``{"normalize": ..., "standardizer": to_dict() or None}``, as checkpoints store it."""
@@ -58,11 +68,12 @@ class InputSpec:
 
     @classmethod
     def from_stored(cls, *, fs_hz: float, window_len: int, hop: int, channels: Any,
-                    normalizer: dict[str, Any] | None) -> "InputSpec":
-        """The spec from a checkpoint's entries (``normalizer`` as :meth:`normalizer_dict` wrote it;
-        ``None`` in the oldest files means global standardisation without stored statistics)."""
+                    normalizer: dict[str, Any] | None, front_end: dict[str, Any] | None = None) -> "InputSpec":
+        """The spec from a checkpoint's entries (``normalizer`` as :meth:`normalizer_dict` wrote it,
+        ``front_end`` as ``FrontEnd.to_dict``; checkpoints written before front ends existed have none)."""
         normalizer = normalizer or {}
         std = normalizer.get("standardizer")
         return cls(fs_hz=float(fs_hz), window_len=int(window_len), hop=int(hop), channels=tuple(channels),
                    normalize=normalizer.get("normalize", "global"),
-                   standardizer=Standardizer.from_dict(std) if std is not None else None)
+                   standardizer=Standardizer.from_dict(std) if std is not None else None,
+                   front_end=FrontEnd.from_dict(front_end) if front_end else FrontEnd())

@@ -44,7 +44,7 @@ def _fast(net: torch.nn.Module) -> torch.nn.Module:
     from faultdiag.models.inference import fold_for_inference
     from faultdiag.models.networks import ShrinkageNet
 
-    return fold_for_inference(net, inplace=True) if isinstance(net, ShrinkageNet) else net
+    return fold_for_inference(net, inplace=True) if isinstance(net, ShrinkageNet) and net.foldable else net
 
 
 def load_predictor(model_path: str | os.PathLike, *, jit: bool = False) -> Predictor:

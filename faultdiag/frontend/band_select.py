@@ -58,12 +58,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from faultdiag.config.schema import BAND_METHODS
 from faultdiag.errors import ConfigError, DataError
 from faultdiag.frontend.filters import analytic_bandpass, bandpass_gain
 
-__all__ = ["METHODS", "BandChoice", "candidate_bands", "band_statistics", "choose_band"]
+__all__ = ["METHODS", "BandChoice", "candidate_bands", "band_statistics", "choose_band", "class_subset"]
 
-METHODS = ("kurtogram", "fisher", "fisher_energy")
+METHODS = BAND_METHODS
 _BAND_COUNTS = (2, 3, 4, 6, 8, 12, 16)
 _HIGH_EDGE = 0.98
 
@@ -140,7 +141,7 @@ def candidate_bands(
     return out
 
 
-def _subset(y: np.ndarray, max_per_class: int) -> np.ndarray:
+def class_subset(y: np.ndarray, max_per_class: int) -> np.ndarray:
     """Indices of at most ``max_per_class`` windows per class, evenly spaced, sorted."""
     keep = []
     for k in np.unique(y):
@@ -267,7 +268,7 @@ def choose_band(
         raise ConfigError(f"The 'snr_db' parameter must be a finite number or None; got {snr_db!r}.")
     grid = candidate_bands(fs_hz, min_low_hz=min_low_hz, min_width_hz=min_width_hz)
     bands = [(lo, hi) for _, lo, hi in grid]
-    idx = _subset(y, max_windows_per_class)
+    idx = class_subset(y, max_windows_per_class)
     with torch.no_grad():
         stats = band_statistics(torch.as_tensor(X[idx], dtype=torch.float32), float(fs_hz), bands, order)
     y = y[idx]

@@ -26,13 +26,13 @@ from typing import Any, Mapping
 
 import torch
 
+from faultdiag.config.schema import FRONT_END_KINDS
 from faultdiag.errors import ConfigError
 from faultdiag.frontend.filters import bandpass, check_band, check_windows
 from faultdiag.frontend.spectral import envelope_spectrum, magnitude_spectrum
 
 __all__ = ["FRONT_END_KINDS", "FrontEnd", "apply_front_end"]
 
-FRONT_END_KINDS = ("none", "bandpass", "spectrum", "envelope_spectrum")
 _BANDED = ("bandpass", "envelope_spectrum")
 
 

@@ -151,8 +151,8 @@ def fold_for_inference(net: ShrinkageNet, channels_last: bool = True, inplace: b
     Its logits equal ``net.eval()(x)`` up to float rounding (tested to 1e-4). Use it under
     ``torch.inference_mode()`` or ``torch.no_grad()``.
     """
-    if not isinstance(net, ShrinkageNet):
-        raise TypeError(f"fold_for_inference expects a ShrinkageNet; got {type(net).__name__}.")
+    if not isinstance(net, ShrinkageNet) or not net.foldable:
+        raise TypeError(f"fold_for_inference expects a ShrinkageNet with a convolution stem; got {type(net).__name__}.")
     fast = InferenceNet((net if inplace else copy.deepcopy(net)).eval(), channels_last).eval()
     for p in fast.parameters():
         p.requires_grad_(False)

@@ -51,6 +51,7 @@ from faultdiag.models.anchors import ANCHOR_KEYWORDS, ANCHOR_NAMES, build_anchor
 from faultdiag.models.blocks import ResidualUnit, _check_positive_int, conv_same
 from faultdiag.models.blocks import keras_he_normal_  # noqa: F401  (used below; its old home)
 from faultdiag.models.shrinkage import Shrinkage, ThresholdEstimator
+from faultdiag.models.sinc_stem import SincBandpass1d
 from faultdiag.models.summary import model_summary  # noqa: F401  (part of this module's contract)
 
 SHRINKAGE_NAMES = ("drsn-cw", "drsn-cs", "resnet", "convnet")  # ShrinkageNet, with PRESETS
@@ -76,7 +77,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Keywords build_model accepts for the ShrinkageNet family (besides the name); anchors: ANCHOR_KEYWORDS.
 BUILD_KEYWORDS = ("dims", "in_channels", "num_classes", "preset", "widths", "units", "stage_strides",
                   "kernel_size", "stem_channels", "stem_kernel", "stem_stride", "stem_dropout", "shortcut",
-                  "bn_momentum", "bn_eps", "seed")
+                  "bn_momentum", "bn_eps", "stem", "stem_band_hz", "fs_hz", "stem_shrinkage", "seed")
+STEMS = ("conv", "sinc")
 
 class ShrinkageNet(nn.Module):
     """A (shrinkage) residual network for signals ``(N, C, L)`` or images ``(N, C, H, W)``.
@@ -106,17 +108,23 @@ class ShrinkageNet(nn.Module):
                  units: Sequence[int] = (4, 4, 4), kernel_size: int = 3, shrinkage: Optional[str] = "cw",
                  shortcut: Optional[str] = "pad", bn_momentum: float = 0.1, bn_eps: float = 1e-5,
                  stage_strides: Optional[Sequence[int]] = None, stem_dropout: float = 0.0,
-                 generator: Optional[torch.Generator] = None):
+                 stem: str = "conv", stem_band_hz: Optional[Sequence[float]] = None, fs_hz: Optional[float] = None,
+                 stem_shrinkage: bool = False, generator: Optional[torch.Generator] = None):
         super().__init__()
         stage_strides = tuple(stage_strides) if stage_strides is not None else (2,) * len(widths)
         _check_net_args(dims, in_channels, num_classes, stem_channels, stem_kernel, stem_stride,
                         widths, units, stage_strides)
         _check_bn_args(bn_momentum, bn_eps)
         _check_dropout(stem_dropout)
-        self.stem = conv_same(dims, in_channels, stem_channels, stem_kernel, stem_stride)
+        self.stem, channels = _make_stem(stem, dims, in_channels, stem_channels, stem_kernel, stem_stride,
+                                         stem_band_hz, fs_hz)
+        if stem_shrinkage and shrinkage is None:
+            raise ConfigError("The 'stem_shrinkage' parameter needs a shrinkage model (drsn-cw, drsn-cs); got a "
+                              "model without shrinkage.")
+        self.stem_shrink = (Shrinkage(channels, shrinkage, bn_momentum=bn_momentum, bn_eps=bn_eps)
+                            if stem_shrinkage else nn.Identity())
         self.stem_drop = nn.Dropout(stem_dropout) if stem_dropout > 0 else nn.Identity()
         stages: List[nn.Module] = []
-        channels = stem_channels
         for width, n_units, stride in zip(widths, units, stage_strides):
             stage = [ResidualUnit(channels if i == 0 else width, width, stride=stride if i == 0 else 1,
                                   dims=dims, kernel_size=kernel_size, shrinkage=shrinkage, shortcut=shortcut,
@@ -141,15 +149,38 @@ class ShrinkageNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (N, C_in, *spatial)
-        x = self.stages(self.stem_drop(self.stem(x)))   # (N, C_last, *spatial / total stride)
+        x = self.stem_drop(self.stem_shrink(self.stem(x)))  # (N, C_stem, *spatial / stem stride)
+        x = self.stages(x)                              # (N, C_last, *spatial / total stride)
         x = self.relu(self.bn(x))
         x = x.mean(dim=list(range(2, x.dim())))         # (N, C_last), global average pooling
         return self.fc(x)                               # (N, K)
+
+    __jit_unused_properties__ = ["foldable"]  # TorchScript: a Python-side property only
+
+    @property
+    def foldable(self) -> bool:
+        """True when :func:`~faultdiag.models.inference.fold_for_inference` can fold it (a plain conv stem)."""
+        return isinstance(self.stem_shrink, nn.Identity) and not isinstance(self.stem, SincBandpass1d)
 
     def thresholds(self) -> list[torch.Tensor]:
         """The thresholds of the last forward pass, one tensor per shrinkage unit in order:
         ``(N, C)`` for DRSN-CW, ``(N, 1)`` for DRSN-CS; empty for ResNet/ConvNet or before any pass."""
         return [m.last_tau for m in self.modules() if isinstance(m, Shrinkage) and m.last_tau is not None]
+
+
+def _make_stem(stem: str, dims: int, in_channels: int, stem_channels: int, stem_kernel: int, stem_stride: int,
+               stem_band_hz: Optional[Sequence[float]], fs_hz: Optional[float]) -> tuple[nn.Module, int]:
+    """The first layer and its output channels: a 'same' convolution, or a learnable band-pass bank
+    (:class:`~faultdiag.models.sinc_stem.SincBandpass1d`, 1-D, initialised to tile ``stem_band_hz``)."""
+    if stem not in STEMS:
+        raise ConfigError(f"The 'stem' parameter must be one of {STEMS}; got {stem!r}.")
+    if stem == "conv":
+        return conv_same(dims, in_channels, stem_channels, stem_kernel, stem_stride), stem_channels
+    if dims != 1 or stem_band_hz is None or fs_hz is None or len(stem_band_hz) != 2:
+        raise ConfigError(f"The sinc stem is 1-D and needs 'stem_band_hz' [low, high] and 'fs_hz'; got dims={dims}, "
+                          f"stem_band_hz={stem_band_hz!r}, fs_hz={fs_hz!r}.")
+    bank = SincBandpass1d(stem_channels, stem_kernel, fs_hz, stem_band_hz[0], stem_band_hz[1], stem_stride)
+    return bank, in_channels * stem_channels
 
 
 def _check_net_args(dims, in_channels, num_classes, stem_channels, stem_kernel, stem_stride,
@@ -237,6 +268,8 @@ def _resolve_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
                           f"got {resolved['shortcut']!r}.")
     if name != "convnet" and resolved["shortcut"] not in ("pad", "conv"):
         raise ConfigError(f"The 'shortcut' parameter must be 'pad' or 'conv' for {name!r}; got {resolved['shortcut']!r}.")
+    if resolved.get("stem_band_hz") is not None:
+        resolved["stem_band_hz"] = [float(v) for v in resolved["stem_band_hz"]]
     for key in ("widths", "units", "stage_strides"):  # lists: JSON- and checkpoint-friendly
         if isinstance(resolved[key], (tuple, list)):
             resolved[key] = list(resolved[key])

@@ -46,9 +46,9 @@ def cond_key(kind: str, snr_db: float | None, adabn: bool) -> tuple:
 
 
 class PreparedCache:
-    """The last prepared data set, keyed by its data config (windows are the expensive part;
-    :func:`faultdiag.training.prepare` depends on ``cfg.data`` only, so every model, kind and seed
-    of a sweep shares one)."""
+    """The last prepared data set, keyed by its data and front-end config (windows are the expensive
+    part; :func:`faultdiag.training.prepare` depends on ``cfg.data`` and ``cfg.frontend`` only, so
+    every model, kind and seed of a sweep shares one)."""
 
     def __init__(self) -> None:
         self.key: str | None = None
@@ -57,7 +57,8 @@ class PreparedCache:
     def get(self, cfg: RunConfig) -> Any:
         from faultdiag.training import prepare
 
-        key = json.dumps(config_to_dict(cfg)["data"], sort_keys=True)
+        d = config_to_dict(cfg)
+        key = json.dumps([d["data"], d["frontend"]], sort_keys=True)
         if key != self.key:
             self.key, self.value = None, None  # free the old windows first
             self.value, self.key = prepare(cfg), key
@@ -133,7 +134,10 @@ def run_cell(cell: Cell, out_dir: Path, cache: PreparedCache, *, resume: bool = 
     result = {
         "model": cell.model, "protocol": cell.config.sweep.protocol, "cell": cell.cell_id, "seed": cell.seed,
         **info, "config": config_to_dict(cell.config), "training_key": training_key(cell.config),
-        "data_fingerprint": getattr(prepared, "fingerprint", None), "code_revision": code_revision(),
+        "data_fingerprint": getattr(prepared, "fingerprint", None),
+        "front_end": prepared.inputs.front_end.to_dict(),
+        "band_choice": prepared.band_choice.to_dict() if prepared.band_choice is not None else None,
+        "code_revision": code_revision(),
         "versions": library_versions(), "evaluations": list(done.values()),
     }
     write_json(cell_dir / RESULT_FILE, result)

@@ -1,25 +1,33 @@
-"""Data side of training: a config's ``[data]`` → raw windows per split and the model's input spec.
+"""Data side of training: a config's ``[data]`` and ``[frontend]`` → raw windows per split and the model's input spec.
 
 :func:`prepare` loads recordings, splits them by time region into raw train/val/test windows
-(never overlapping windows of one stretch in two splits) and fits the standardiser on the
-training windows only; the result's :class:`~faultdiag.data.inputs.InputSpec` turns raw
-(possibly noisy) windows into model input in training, evaluation and diagnosis alike.
+(never overlapping windows of one stretch in two splits), chooses the front end's band from the
+clean training windows (when ``frontend.band_hz`` is not given) and fits the standardiser on the
+front end's output of the training windows only; the result's
+:class:`~faultdiag.data.inputs.InputSpec` turns raw (possibly noisy) windows into model input in
+training, evaluation and diagnosis alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from faultdiag.config import DataConfig, RunConfig
+from faultdiag.config import FrontEndConfig, RunConfig
 from faultdiag.data.inputs import InputSpec
 from faultdiag.data.normalize import Standardizer
 from faultdiag.data.windows import WindowSet, split_windows
 from faultdiag.errors import DataError
+from faultdiag.frontend import BandChoice, FrontEnd, choose_band
+from faultdiag.frontend.band_select import class_subset
 
-__all__ = ["Prepared", "prepare", "signal_stats", "rms_stats", "is_lazy"]
+__all__ = ["Prepared", "prepare", "front_end", "signal_stats", "rms_stats", "is_lazy"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,8 +36,9 @@ class Prepared:
 
     ``train``/``val``/``test``: :class:`~faultdiag.data.windows.WindowSet` with ``X (N, C, L)`` (or,
     from an HDF5 cache, a lazy :class:`~faultdiag.data.cache.CachedWindowSet`).
-    ``inputs``: geometry and normalisation fitted on ``train`` only.
+    ``inputs``: geometry, front end and normalisation fitted on ``train`` only.
     ``signal_stats``: RMS statistics of the raw training windows (:func:`signal_stats`).
+    ``band_choice``: how the front end's band was chosen (``None`` when given or not needed).
     """
 
     train: WindowSet
@@ -39,6 +48,7 @@ class Prepared:
     class_names: tuple[str, ...]
     fingerprint: dict[str, Any]
     signal_stats: dict[str, float]
+    band_choice: BandChoice | None = None
 
 
 def signal_stats(X: np.ndarray) -> dict[str, float]:
@@ -58,13 +68,26 @@ def is_lazy(ws: Any) -> bool:
     return not isinstance(ws.X, np.ndarray)
 
 
-def _input_spec(d: DataConfig, channels: tuple[str, ...], standardizer: Standardizer | None) -> InputSpec:
-    return InputSpec(fs_hz=float(d.fs_hz), window_len=d.window_len, hop=d.hop, channels=channels,
-                     normalize=d.normalize, standardizer=standardizer)
+def front_end(fe: FrontEndConfig, train: Any, class_names: tuple[str, ...],
+              fs_hz: float) -> tuple[FrontEnd, BandChoice | None]:
+    """The front end of ``fe``; a band not given is chosen from the clean training windows ``train``
+    (at most 256 windows per class, evenly spaced; the class named ``normal``, if any, is the fault-free one)."""
+    if not fe.needs_band:
+        return FrontEnd(kind=fe.kind, fs_hz=fs_hz), None
+    if fe.band_hz:
+        return FrontEnd(fe.kind, fe.band_hz[0], fe.band_hz[1], fe.order, fs_hz), None
+    idx = class_subset(np.asarray(train.y), 256)
+    normal = class_names.index("normal") if "normal" in class_names else None
+    choice = choose_band(np.asarray(train.X[idx]), np.asarray(train.y)[idx], fs_hz, fe.method,
+                         normal_label=normal, snr_db=fe.judge_snr_db, order=fe.order)
+    log.info("front end %s: band %.0f-%.0f Hz chosen by %s on %d clean training windows", fe.kind,
+             choice.low_hz, choice.high_hz, fe.method, idx.size)
+    return FrontEnd(fe.kind, choice.low_hz, choice.high_hz, fe.order, fs_hz), choice
 
 
 def prepare(cfg: RunConfig) -> Prepared:
-    """Load the data of ``cfg.data``, split it by time region, fit the standardiser on train windows.
+    """Load the data of ``cfg.data``, split it by time region, set up the front end and fit the
+    standardiser on the training windows.
 
     With ``data.cache`` set the windows stay in the HDF5 cache: ``X`` of each split is a lazy
     :class:`~faultdiag.data.cache.CachedWindows` and the standardiser is fitted in one streaming pass.
@@ -73,32 +96,41 @@ def prepare(cfg: RunConfig) -> Prepared:
 
     d = cfg.data
     if d.cache:
-        return _prepare_cached(d)
+        return _prepare_cached(cfg)
     dataset = load_dataset(d)
     splits = split_windows(dataset.recordings, dataset.class_names, d.window_len, d.hop, d.split, d.eval_hop)
     if len(splits["train"]) == 0:
         raise DataError(f"No training windows: recordings are too short for window_len={d.window_len} "
                         f"with split {list(d.split)}.")
-    standardizer = Standardizer(per_channel=True).fit(splits["train"].X) if d.normalize == "global" else None
-    return Prepared(train=splits["train"], val=splits["val"], test=splits["test"],
-                    inputs=_input_spec(d, tuple(dataset.recordings[0].channels), standardizer),
+    fe, choice = front_end(cfg.frontend, splits["train"], dataset.class_names, float(d.fs_hz))
+    spec = InputSpec(float(d.fs_hz), d.window_len, d.hop, tuple(dataset.recordings[0].channels), "none", None, fe)
+    if d.normalize == "global":
+        standardizer = Standardizer(per_channel=True).fit(spec.features(splits["train"].X))
+        spec = dataclasses.replace(spec, normalize="global", standardizer=standardizer)
+    else:
+        spec = dataclasses.replace(spec, normalize=d.normalize)
+    return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], inputs=spec,
                     class_names=dataset.class_names, fingerprint=dataset.fingerprint,
-                    signal_stats=signal_stats(splits["train"].X))
+                    signal_stats=signal_stats(splits["train"].X), band_choice=choice)
 
 
-def _prepare_cached(d: DataConfig) -> Prepared:
+def _prepare_cached(cfg: RunConfig) -> Prepared:
     from faultdiag.data.cache import cached_splits, streaming_moments
 
+    d = cfg.data
     splits, info, class_names = cached_splits(d)
     if len(splits["train"]) == 0:
         raise DataError(f"No training windows in the cache '{d.cache}' for window_len={d.window_len} "
                         f"with split {list(d.split)}.")
-    mean, std, rms = streaming_moments(splits["train"].X)
-    standardizer = None
+    fe, choice = front_end(cfg.frontend, splits["train"], class_names, float(d.fs_hz))
+    spec = InputSpec(float(d.fs_hz), d.window_len, d.hop, tuple(info.channels), "none", None, fe)
+    mean, std, rms = streaming_moments(splits["train"].X, transform=spec.features)
     if d.normalize == "global":
         standardizer = Standardizer.from_dict({"per_channel": True, "eps": Standardizer().eps,
                                                "mean": mean.tolist(), "std": std.tolist()})
+        spec = dataclasses.replace(spec, normalize="global", standardizer=standardizer)
+    else:
+        spec = dataclasses.replace(spec, normalize=d.normalize)
     fp = {**info.fingerprint, "classes": list(class_names), "cache": str(d.cache)}
-    return Prepared(train=splits["train"], val=splits["val"], test=splits["test"],
-                    inputs=_input_spec(d, tuple(info.channels), standardizer), class_names=class_names,
-                    fingerprint=fp, signal_stats=rms_stats(rms))
+    return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], inputs=spec,
+                    class_names=class_names, fingerprint=fp, signal_stats=rms_stats(rms), band_choice=choice)

@@ -12,6 +12,7 @@ the same seed gives the same numbers and a resumed run the same result as an uni
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from faultdiag.training import seeds
 from faultdiag.training.augment import from_config as augment_from_config
 from faultdiag.training.batches import Augment, BatchSource, check_lazy_noise
 from faultdiag.training.loop import LossTerm, fit
-from faultdiag.training.prepare import Prepared, is_lazy, prepare
+from faultdiag.training.prepare import Prepared, front_end, is_lazy, prepare
 from faultdiag.training.schedules import make_optimizer
 from faultdiag.training.state import Generators, TrainState, remove_stale_temps, restore, save_last, write_log
 
@@ -84,12 +85,26 @@ def _deterministic(seed: int, threads: int, device: torch.device) -> Iterator[No
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev_cudnn
 
 
+def _stem_band(cfg: RunConfig, prepared: Prepared) -> list[float]:
+    """The band a sinc stem starts from: ``model.stem_band_hz``, the front end's, or one chosen now."""
+    if cfg.model.stem_band_hz:
+        return list(cfg.model.stem_band_hz)
+    fe = prepared.inputs.front_end
+    if fe.low_hz is not None:
+        return [fe.low_hz, fe.high_hz]
+    chosen, _ = front_end(dataclasses.replace(cfg.frontend, kind="bandpass"), prepared.train, prepared.class_names,
+                          prepared.inputs.fs_hz)
+    return [chosen.low_hz, chosen.high_hz]
+
+
 def build_for(cfg: RunConfig, prepared: Prepared) -> tuple[nn.Module, dict[str, Any]]:
     """The untrained model of ``cfg.model`` for ``prepared``'s input and classes, and its build keywords."""
     from faultdiag.models.networks import build_model
 
     kwargs = dict(dims=1, in_channels=len(prepared.inputs.channels), num_classes=len(prepared.class_names),
                   seed=seeds.derive_seed(cfg.seed, seeds.INIT), **cfg.model.model_kwargs())
+    if cfg.model.stem == "sinc":
+        kwargs.update(fs_hz=prepared.inputs.fs_hz, stem_band_hz=_stem_band(cfg, prepared))
     model = build_model(cfg.model.name, **kwargs)
     build_kwargs = dict(getattr(model, "build_kwargs", None) or kwargs)
     build_kwargs.pop("name", None)
@@ -173,6 +188,8 @@ def _train(cfg: RunConfig, out_dir: Path, prepared: Prepared, resume: bool, prog
     if ctx.is_main:
         remove_stale_temps(out_dir)
         save_config(cfg, out_dir / "config.toml")
+        if prepared.band_choice is not None:
+            write_band_choice(prepared, out_dir)
 
     def on_epoch(st: TrainState, improved: bool) -> None:
         if ctx.is_main and (improved or st.finished):
@@ -189,6 +206,20 @@ def _train(cfg: RunConfig, out_dir: Path, prepared: Prepared, resume: bool, prog
     model.eval()
     return TrainResult(model=model, checkpoint_path=ckpt_path, history=state.history, prepared=prepared,
                        best_epoch=state.best_epoch)
+
+
+def write_band_choice(prepared: Prepared, out_dir: Path) -> None:
+    """``band_choice.json`` (the chosen band and every candidate's score) and ``band_choice.png``
+    (the band over the mean spectra of the clean training windows of each class)."""
+    from faultdiag.frontend.band_select import class_subset
+    from faultdiag.frontend.plot import plot_band_choice
+    from faultdiag.provenance import write_json
+
+    choice = prepared.band_choice
+    write_json(out_dir / "band_choice.json", choice.to_dict())
+    idx = class_subset(prepared.train.y, 256)
+    plot_band_choice(choice, prepared.train.X[idx], choice.fs_hz, out_dir / "band_choice.png",
+                     y=prepared.train.y[idx], class_names=prepared.class_names)
 
 
 def _save_best(path: Path, model: nn.Module, state: TrainState, build_kwargs: dict[str, Any], cfg: RunConfig,
