@@ -274,27 +274,43 @@ def prepared_for(ckpt: Any, cfg: Any) -> Any:
     return dataclasses.replace(prepared, inputs=ckpt.inputs)
 
 
-def evaluate_checkpoint(model_path: str | os.PathLike, cfg: Any, out_dir: str | os.PathLike, *,
-                        kinds: Sequence[str], snrs_db: Sequence[float], adabn: bool = False,
-                        split: str = "test") -> tuple["pd.DataFrame", list[dict]]:
-    """Score the checkpoint at ``model_path`` on ``cfg``'s data (each kind × SNR, clean, and with AdaBN
-    if asked) and write ``evaluation.csv``, ``evaluation.json`` and ``accuracy_vs_snr.png`` to ``out_dir``.
+def load_ensemble(paths: Sequence[str | os.PathLike]) -> tuple[nn.Module, Any]:
+    """One model, or the :class:`~faultdiag.models.ensemble.Ensemble` of several checkpoints trained on
+    the same classes with the same input spec; returns it and the first checkpoint."""
+    from faultdiag.models.ensemble import Ensemble
+
+    loaded = [load_model(p) for p in paths]
+    first = loaded[0][1]
+    for _, ck in loaded[1:]:
+        if ck.class_names != first.class_names or ck.inputs.to_key() != first.inputs.to_key():
+            raise DataError(f"The checkpoints '{first.path}' and '{ck.path}' differ in classes or input spec; "
+                            f"an ensemble needs models trained on the same input.")
+    return (loaded[0][0] if len(loaded) == 1 else Ensemble([m for m, _ in loaded]).eval()), first
+
+
+def evaluate_checkpoint(model_path: str | os.PathLike | Sequence[str | os.PathLike], cfg: Any,
+                        out_dir: str | os.PathLike, *, kinds: Sequence[str], snrs_db: Sequence[float],
+                        adabn: bool = False, split: str = "test") -> tuple["pd.DataFrame", list[dict]]:
+    """Score the checkpoint at ``model_path`` (or the ensemble of several, mean probabilities) on
+    ``cfg``'s data (each kind × SNR, clean, and with AdaBN if asked) and write ``evaluation.csv``,
+    ``evaluation.json`` and ``accuracy_vs_snr.png`` to ``out_dir``.
     Returns the tidy table and the full rows of :func:`evaluate_snrs`."""
     from faultdiag import report
     from faultdiag.provenance import atomic_write, code_revision, write_json
 
-    model, ckpt = load_model(model_path)
+    paths = [model_path] if isinstance(model_path, (str, os.PathLike)) else list(model_path)
+    model, ckpt = load_ensemble(paths)
     prepared = prepared_for(ckpt, cfg)
     rows = []
     for with_adabn in (False, True) if adabn else (False,):
         rows += evaluate_snrs(model, prepared, split=split, kinds=kinds, snrs_db=snrs_db, seed=cfg.seed,
                               adabn=with_adabn, per=cfg.noise.per, batch_size=cfg.train.eval_batch_size,
                               device=cfg.device)
-    df = tidy(rows, ckpt.model_name, "evaluate")
+    df = tidy(rows, ckpt.model_name if len(paths) == 1 else f"{ckpt.model_name} ensemble of {len(paths)}", "evaluate")
     with atomic_write(os.path.join(out_dir, "evaluation.csv"), "w", encoding="utf-8", newline="") as fh:
         df.to_csv(fh, index=False)
     write_json(os.path.join(out_dir, "evaluation.json"), {
-        "checkpoint": str(model_path), "checkpoint_revision": ckpt.revision, "code_revision": code_revision(),
+        "checkpoints": [str(p) for p in paths], "checkpoint_revision": ckpt.revision, "code_revision": code_revision(),
         "split": split, "seed": cfg.seed, "data_fingerprint": prepared.fingerprint,
         "results": rows})
     report.plot_accuracy_vs_snr(df, os.path.join(out_dir, "accuracy_vs_snr.png"))

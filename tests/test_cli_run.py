@@ -64,6 +64,15 @@ def test_train_evaluate_sweep_end_to_end(tiny_config, tmp_path, capsys):
     assert table["accuracy"].between(0, 1).all()
     assert "+AdaBN" in capsys.readouterr().out
 
+    # two checkpoints: their ensemble (mean probabilities); the same model twice scores as itself
+    ens_dir = tmp_path / "ens"
+    assert main(["evaluate", "--model", str(train_dir / "checkpoint.pt"), str(train_dir / "checkpoint.pt"),
+                 "--snrs", "0", "--out", str(ens_dir)]) == 0
+    ens = pd.read_csv(ens_dir / "evaluation.csv")
+    assert set(ens["model"]) == {"drsn-cw ensemble of 2"} and "ensemble" in capsys.readouterr().out
+    single = table[(~table["adabn"]) & (table["kind"].isin(["clean", "gaussian"])) & (table["snr_db"].fillna(0) == 0)]
+    assert list(ens["accuracy"]) == list(single["accuracy"])
+
     assert main(["sweep", "--config", str(tiny_config), "--out", str(sweep_dir), "--no-progress"]) == 0
     results = pd.read_csv(sweep_dir / "results.csv")
     assert len(results) == 2 * 2 * (1 + 2)  # models x adabn x (clean + 2 SNRs)

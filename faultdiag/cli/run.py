@@ -51,7 +51,9 @@ def register(subparsers: Any) -> None:
         "is drawn from a generator seeded by (seed, kind, SNR): numbers repeat exactly. Inputs are\n"
         "normalised with the checkpoint's own normalisation statistics."),
         epilog="example: faultdiag evaluate --model runs/resnet/checkpoint.pt --snrs -4 0 4 --kinds gaussian pink --adabn")
-    p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint file written by train or sweep")
+    p.add_argument("--model", required=True, nargs="+", metavar="CKPT", help=(
+        "checkpoint file written by train or sweep; several: their ensemble (mean class probabilities), "
+        "e.g. the seeds of one model"))
     _common(p, out_help="output folder (default: <checkpoint folder>/evaluation)",
             seed_help="seed of the evaluation noise (default: the config's seed)", resume_help=None)
     p.add_argument("--snrs", nargs="+", type=float, metavar="DB", help="SNRs in dB (default: the config's sweep.snrs_db)")
@@ -85,7 +87,7 @@ def _load(args: argparse.Namespace, base: dict | None = None) -> Any:
     from faultdiag.config import config_from_dict, load_config
 
     if args.config is None and base is not None:
-        cfg = config_from_dict(base, where=f"the config saved in {args.model}", overrides=args.overrides)
+        cfg = config_from_dict(base, where=f"the config saved in {args.model[0]}", overrides=args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
     if args.device is not None:
@@ -132,12 +134,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from faultdiag.checkpoint import load_checkpoint
     from faultdiag.evaluate import evaluate_checkpoint
 
-    ckpt = load_checkpoint(args.model)
+    ckpt = load_checkpoint(args.model[0])
     cfg = _load(args, base=ckpt.config)
-    out = Path(args.out) if args.out else Path(args.model).parent / "evaluation"
+    out = Path(args.out) if args.out else Path(args.model[0]).parent / "evaluation"
     kinds, snrs = tuple(args.kinds or cfg.sweep.kinds), tuple(args.snrs if args.snrs is not None else cfg.sweep.snrs_db)
     df, rows = evaluate_checkpoint(args.model, cfg, out, kinds=kinds, snrs_db=snrs, adabn=args.adabn, split=args.split)
-    print(f"{ckpt.model_name} from {args.model} on the {args.split} split ({rows[0]['n']} windows):")
+    models = args.model[0] if len(args.model) == 1 else f"{len(args.model)} checkpoints (ensemble)"
+    print(f"{ckpt.model_name} from {models} on the {args.split} split ({rows[0]['n']} windows):")
     _print_table(df)
     print(f"\nwrote {out / 'evaluation.csv'}, {out / 'evaluation.json'}, {out / 'accuracy_vs_snr.png'}")
     return 0

@@ -66,6 +66,11 @@ class InputSpec:
         std = self.standardizer.to_dict() if self.standardizer is not None else None
         return {"normalize": self.normalize, "standardizer": std}
 
+    def to_key(self) -> dict[str, Any]:
+        """Everything that decides the model input, as plain values (to compare two specs)."""
+        return {"fs_hz": self.fs_hz, "window_len": self.window_len, "channels": list(self.channels),
+                "normalizer": self.normalizer_dict(), "front_end": self.front_end.to_dict()}
+
     @classmethod
     def from_stored(cls, *, fs_hz: float, window_len: int, hop: int, channels: Any,
                     normalizer: dict[str, Any] | None, front_end: dict[str, Any] | None = None) -> "InputSpec":
