@@ -275,7 +275,8 @@ def choose_band(
     scores = _scores(stats, y, method, normal_label, snr_db)
     best = int(np.argmax(scores))
     params = {"normal_label": None if normal_label is None else int(normal_label), "snr_db": snr_db, "order": order,
-              "min_low_hz": float(min_low_hz), "min_width_hz": float(min_width_hz or fs_hz / 32),
+              "min_low_hz": float(min_low_hz),
+              "min_width_hz": float(fs_hz / 32 if min_width_hz is None else min_width_hz),
               "windows_used": int(idx.size)}
     return BandChoice(
         low_hz=bands[best][0], high_hz=bands[best][1], method=method, fs_hz=float(fs_hz),

@@ -57,6 +57,8 @@ class FrontEnd:
     def __post_init__(self) -> None:
         if self.kind not in FRONT_END_KINDS:
             raise ConfigError(f"The 'kind' parameter must be one of {list(FRONT_END_KINDS)}; got {self.kind!r}.")
+        if isinstance(self.order, bool) or not isinstance(self.order, int) or not 1 <= self.order <= 16:
+            raise ConfigError(f"The 'order' parameter must be an int in [1, 16]; got {self.order!r}.")
         if self.kind in _BANDED:
             if self.low_hz is None or self.high_hz is None or self.fs_hz is None:
                 raise ConfigError(
