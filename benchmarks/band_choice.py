@@ -1,6 +1,6 @@
 """Which band each method of ``choose_band`` picks on the simulator, CWRU and both HIT-SM rigs.
 
-    python benchmarks/band_choice.py [--data-dir ../shared/data] [--out benchmarks/results/band_choice.json]
+    python -m benchmarks.band_choice [--data-dir ../shared/data] [--out benchmarks/results/band_choice.json]
                                      [--no-reference]
 
 For every data set the band is chosen from the clean *training* windows only, by each method
@@ -29,26 +29,24 @@ the noisy windows' envelope kurtosis ``log(1 + SK)`` in the band (broadband: 0.0
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from faultdiag.config import load_config
+from faultdiag.data.noise import add_noise
+from faultdiag.data.readers import read_recording
+from faultdiag.data.simulate import SIM_CLASSES, simulated_dataset
+from faultdiag.data.windows import split_windows
+from faultdiag.envelope import fault_frequency_report
+from faultdiag.frontend import METHODS, candidate_bands, choose_band
+from faultdiag.frontend.band_select import band_statistics
+from faultdiag.frontend.plot import mean_power_spectrum, plot_band_choice
+from faultdiag.training import prepare
+from faultdiag.provenance import code_revision, library_versions, write_json
 
-from faultdiag.config import load_config  # noqa: E402
-from faultdiag.data.noise import add_noise  # noqa: E402
-from faultdiag.data.readers import read_recording  # noqa: E402
-from faultdiag.data.simulate import SIM_CLASSES, simulated_dataset  # noqa: E402
-from faultdiag.data.windows import split_windows  # noqa: E402
-from faultdiag.envelope import fault_frequency_report  # noqa: E402
-from faultdiag.frontend import METHODS, candidate_bands, choose_band  # noqa: E402
-from faultdiag.frontend.band_select import band_statistics  # noqa: E402
-from faultdiag.frontend.plot import mean_power_spectrum, plot_band_choice  # noqa: E402
-from faultdiag.prepare import prepare  # noqa: E402
-from faultdiag.provenance import code_revision, library_versions, write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 HITSM_CLASSES = ("Normal", "IR2", "IR5", "IR8", "OR2", "OR5", "OR8")
 CWRU_LITERATURE_HZ = (2500.0, 4000.0)
