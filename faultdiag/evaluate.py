@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-TIDY_COLUMNS = ("model", "protocol", "kind", "snr_db", "adabn", "seed", "accuracy", "balanced_accuracy", "macro_f1")
+TIDY_COLUMNS = ("model", "protocol", "kind", "snr_db", "adabn", "seed", "accuracy", "balanced_accuracy", "macro_f1",
+                "task", "adapt")
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -232,14 +233,16 @@ def evaluate_snrs(
     return results
 
 
-def tidy(rows: Sequence[dict], model: str, protocol: str) -> "pd.DataFrame":
-    """Rows of :func:`evaluate_snrs` as the tidy results table (``TIDY_COLUMNS``; clean rows have NaN SNR)."""
+def tidy(rows: Sequence[dict], model: str, protocol: str, *, task: str = "", adapt: str = "none") -> "pd.DataFrame":
+    """Rows of :func:`evaluate_snrs` as the tidy results table (``TIDY_COLUMNS``; clean rows have NaN SNR;
+    ``task``/``adapt``: the cross-domain task and adaptation method, ``""``/``"none"`` otherwise)."""
     import pandas as pd
 
     return pd.DataFrame([{"model": model, "protocol": protocol, "kind": r["kind"],
                           "snr_db": float("nan") if r["snr_db"] is None else float(r["snr_db"]),
                           "adabn": bool(r["adabn"]), "seed": int(r["seed"]),
-                          **{m: float(r[m]) for m in ("accuracy", "balanced_accuracy", "macro_f1")}}
+                          **{m: float(r[m]) for m in ("accuracy", "balanced_accuracy", "macro_f1")},
+                          "task": task, "adapt": adapt}
                          for r in rows], columns=list(TIDY_COLUMNS))
 
 

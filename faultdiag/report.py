@@ -2,8 +2,10 @@
 
 The input of everything here is the *tidy* results table of a sweep (one row per model ×
 protocol × noise kind × SNR × AdaBN × seed; columns ``model, protocol, kind, snr_db, adabn,
-seed, accuracy, balanced_accuracy, macro_f1``). Clean (noise-free) rows have ``kind="clean"``
-and ``snr_db`` NaN. Metrics are fractions in [0, 1]; tables show them in percent.
+seed, accuracy, balanced_accuracy, macro_f1``, and for the ``cross-domain`` protocol ``task``
+(``"1>2"``: trained on domains 1, tested on 2) and ``adapt`` (the adaptation method)). Clean
+(noise-free) rows have ``kind="clean"`` and ``snr_db`` NaN. Metrics are fractions in [0, 1];
+tables show them in percent.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from faultdiag.errors import ConfigError
 from faultdiag.provenance import atomic_write
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
-KEYS = ("model", "protocol", "kind", "snr_db", "adabn")
+KEYS = ("model", "protocol", "adapt", "task", "kind", "snr_db", "adabn")
 CLEAN = "clean"
 
 
@@ -76,7 +78,12 @@ def pivot_summary(summary: pd.DataFrame, metric: str = "accuracy") -> dict[str, 
     label = rows["model"].astype(str)
     if protocol is not None and protocol.nunique() > 1:
         label = label + " (" + protocol + ")"
+    if "adapt" in rows.columns:
+        method = rows["adapt"].fillna("none").astype(str)
+        label = label.where(method == "none", label + " +" + method.str.upper())
     rows["row"] = label.where(~adabn, label + " +AdaBN")
+    if "task" in rows.columns and rows["task"].fillna("").astype(str).str.len().gt(0).any():
+        return {"cross-domain": _task_table(rows, metric)}
     rows["col"] = [_snr_label(k, s) for k, s in zip(rows["kind"], rows["snr_db"])]
     rows["text"] = [
         _cell(m, s, int(n))
@@ -96,6 +103,20 @@ def pivot_summary(summary: pd.DataFrame, metric: str = "accuracy") -> dict[str, 
     return tables
 
 
+def _task_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Models × tasks (``"1>2"``), then the mean over tasks (of the per-task means; ± their std)."""
+    rows = rows.copy()
+    rows["text"] = [_cell(m, s, int(n)) for m, s, n in
+                    zip(rows[f"{metric}_mean"], rows[f"{metric}_std"], rows["n_seeds"])]
+    tasks = list(dict.fromkeys(rows["task"].astype(str)))
+    wide = rows.pivot_table(index="row", columns="task", values="text", aggfunc="first", sort=False)
+    wide = wide.reindex(columns=tasks).fillna("—")
+    means = rows.groupby("row", sort=False)[f"{metric}_mean"].agg(["mean", "std", "size"])
+    wide["mean"] = [_cell(m, s, int(n)) for m, s, n in zip(means["mean"], means["std"], means["size"])]
+    wide.index.name, wide.columns.name = "model", None
+    return wide
+
+
 def _render(table: pd.DataFrame, markdown: bool) -> str:
     header = [table.index.name or ""] + [str(c) for c in table.columns]
     body = [[str(i)] + [str(v) for v in row] for i, row in zip(table.index, table.to_numpy())]
@@ -112,7 +133,8 @@ def to_markdown(summary: pd.DataFrame, metric: str = "accuracy") -> str:
     """The summary as Markdown: one pipe table per noise kind, ``metric`` in percent."""
     parts = []
     for kind, table in pivot_summary(summary, metric).items():
-        parts.append(f"### {metric.replace('_', ' ')} (%), noise: {kind}\n\n{_render(table, markdown=True)}\n")
+        what = "tasks (train > test domains), clean test windows" if kind == "cross-domain" else f"noise: {kind}"
+        parts.append(f"### {metric.replace('_', ' ')} (%), {what}\n\n{_render(table, markdown=True)}\n")
     return "\n".join(parts)
 
 
@@ -120,7 +142,8 @@ def to_text(summary: pd.DataFrame, metric: str = "accuracy") -> str:
     """The summary as plain aligned text (what the CLI prints)."""
     parts = []
     for kind, table in pivot_summary(summary, metric).items():
-        parts.append(f"{metric.replace('_', ' ')} (%), noise: {kind}\n{_render(table, markdown=False)}")
+        what = "tasks (train > test domains), clean test windows" if kind == "cross-domain" else f"noise: {kind}"
+        parts.append(f"{metric.replace('_', ' ')} (%), {what}\n{_render(table, markdown=False)}")
     return "\n\n".join(parts)
 
 

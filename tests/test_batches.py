@@ -137,3 +137,36 @@ def test_a_sinc_stem_starts_from_the_chosen_band_and_rebuilds_from_its_checkpoin
     x = result.prepared.inputs.transform(result.prepared.test.X[:3])
     with torch.no_grad():
         assert torch.equal(ck.build_model()(x), result.model(x))
+
+
+DOMAINS = [*TINY, "data.loads=[0, 2]", "data.domain=load_hp", "data.train_domains=[0]", "data.test_domains=[2]"]
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after_first(row):
+    if row["epoch"] == 1:
+        raise _Stop
+
+
+@pytest.mark.parametrize("method", ["coral", "mmd", "dann"])
+def test_adaptation_trains_on_target_batches_and_resumes_exactly(method, tmp_path):
+    cfg = load_config(None, [*DOMAINS, f"adapt.method={method}", "adapt.weight=0.5"])
+    prepared = prepare(cfg)
+    assert prepared.target is not None and len(prepared.target) > 0
+    assert not set(prepared.train.groups) & set(prepared.test.groups)  # other recordings, other domain
+    full = train_model(cfg, tmp_path / "full", prepared=prepared, progress=False)
+    plain = train_model(load_config(None, DOMAINS), tmp_path / "plain", prepared=prepared, progress=False)
+    assert full.history[0]["train_loss"] != plain.history[0]["train_loss"]
+    with pytest.raises(_Stop):
+        train_model(cfg, tmp_path / "cut", prepared=prepared, progress=False, on_epoch_end=_stop_after_first)
+    resumed = train_model(cfg, tmp_path / "cut", prepared=prepared, progress=False, resume=True)
+    rows = lambda h: [{k: v for k, v in r.items() if k != "time_s"} for r in h]  # noqa: E731
+    assert rows(resumed.history) == rows(full.history)
+
+
+def test_adaptation_without_target_domains_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="data.domain"):
+        train_model(load_config(None, [*TINY, "adapt.method=coral"]), tmp_path, progress=False)

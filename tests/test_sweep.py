@@ -247,3 +247,22 @@ def test_a_sweep_mixing_families_gives_each_cell_only_its_own_model_keys():
     assert by_model["wdcnn"].preset == "paper" and by_model["wdcnn"].stem_dropout is None
     assert by_model["wdcnn"].widths is None and by_model["wdcnn"].kernel_dropout is None
     assert by_model["ticnn"].kernel_dropout == 0.2
+
+
+def test_cross_domain_trains_on_one_load_tests_on_another_and_adapts(tmp_path):
+    over = tiny_overrides(**{"data.loads": "[0, 2]", "data.domain": '"load_hp"', "data.train_domains": "[0]",
+                             "data.test_domains": "[2]", "sweep.protocol": '"cross-domain"',
+                             "sweep.tasks": '["0>2", "2>0"]', "sweep.adapt": '["none", "coral"]',
+                             "sweep.models": '["drsn-cw"]', "sweep.adabn": "[false, true]"})
+    cfg = load_config(None, over)
+    cells = plan_cells(cfg)
+    assert [c.cell_id for c in cells] == ["0to2-none-seed0", "0to2-coral-seed0", "2to0-none-seed0", "2to0-coral-seed0"]
+    assert cells[1].config.adapt.method == "coral" and cells[2].config.data.train_domains == ("2",)
+    df = run_sweep(cfg, tmp_path, progress=False)
+    assert set(df["task"]) == {"0>2", "2>0"} and set(df["adapt"]) == {"none", "coral"} and len(df) == 8
+    text = (tmp_path / "summary.md").read_text()
+    assert "| model | 0>2 | 2>0 | mean |" in text and "| drsn-cw +CORAL +AdaBN |" in text
+    result = json.loads((tmp_path / "cells" / "drsn-cw" / "0to2-coral-seed0" / "result.json").read_text())
+    assert result["task"] == "0>2" and result["adapt"] == "coral"
+    with pytest.raises(ConfigError, match="data.domain"):
+        plan_cells(load_config(None, [*tiny_overrides(), "sweep.protocol=\"cross-domain\"", "sweep.tasks=[\"0>2\"]"]))

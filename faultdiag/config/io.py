@@ -66,6 +66,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             return tp(value)
     elif tp is str and isinstance(value, str):
         return value
+    elif tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}" if isinstance(value, float) else str(value)  # e.g. a domain value: load 1
     raise ConfigError(
         f"{where}: the '{key}' key must be {_TYPE_NAMES.get(tp, tp)}; got {value!r} ({type(value).__name__})."
     )

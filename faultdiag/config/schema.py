@@ -18,7 +18,8 @@ from faultdiag.errors import ConfigError
 NOISE_KINDS = ("gaussian", "laplacian", "pink")
 NOISE_PER = ("window", "recording")
 NOISE_MODES = ("clean", "fixed", "fresh", "mixed")
-PROTOCOLS = ("train-clean", "matched", "train-mixed")
+PROTOCOLS = ("train-clean", "matched", "train-mixed", "cross-domain")
+ADAPT_METHODS = ("none", "coral", "mmd", "dann")
 
 
 DATA_SOURCES = ("simulated", "cwru", "files")
@@ -43,6 +44,11 @@ class DataConfig:
     ``window`` (z-score of each window) or ``none``.  ``cache``: an HDF5 cache written by
     ``faultdiag data cache``; when set, recordings come from it (not from ``source``) and
     training reads windows from it lazily, batch by batch.
+    ``domain``: a recording attribute (``load_hp`` for CWRU, ``speed_rpm`` or ``rig`` for HIT-SM, a
+    column of a labels CSV) whose values name domains; then training and validation windows come
+    from recordings with ``train_domains`` and test windows from the test region of recordings
+    with ``test_domains``, whose training region is the unlabelled target pool of adaptation
+    (:mod:`faultdiag.training.adaptation`).  Values compare as strings.
     """
 
     source: str = "simulated"
@@ -62,6 +68,9 @@ class DataConfig:
     sim_duration_s: float = 10.0
     sim_seed: int = 0
     cache: str | None = None
+    domain: str | None = None
+    train_domains: tuple[str, ...] = ()
+    test_domains: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _choice(self, "source", DATA_SOURCES)
@@ -79,6 +88,16 @@ class DataConfig:
                 f"The 'data.split' parameter must be three non-negative ratios (train, val, test) "
                 f"summing to 1; got {list(self.split)}."
             )
+        if self.domain is not None and not (self.train_domains and self.test_domains):
+            raise ConfigError(f"The 'data.domain' parameter ({self.domain!r}) needs 'data.train_domains' and "
+                              f"'data.test_domains' (the values of that attribute to train and to test on); got "
+                              f"{list(self.train_domains)} and {list(self.test_domains)}.")
+        if self.domain is None and (self.train_domains or self.test_domains):
+            raise ConfigError("The 'data.train_domains' and 'data.test_domains' parameters need 'data.domain' (the "
+                              "recording attribute they are values of, e.g. 'load_hp'); got None.")
+        if set(self.train_domains) & set(self.test_domains):
+            raise ConfigError(f"The 'data.train_domains' and 'data.test_domains' parameters must not share a value; "
+                              f"got {list(self.train_domains)} and {list(self.test_domains)}.")
         if self.source == "files" and not self.paths and not self.cache:
             raise ConfigError("The 'data.paths' parameter must name at least one file or folder when source = 'files'; got [].")
 
@@ -234,11 +253,31 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class AdaptConfig:
+    """Domain adaptation while training, on unlabelled target windows (``data.domain`` must be set).
+
+    ``method``: ``none``, ``coral`` (Sun & Saenko 2016), ``mmd`` (multi-kernel MMD, Long et al.
+    2015) or ``dann`` (domain-adversarial, Ganin et al. 2016), a loss on the penultimate features
+    of each training batch and a batch of target windows, times ``weight`` (DANN's gradient
+    reversal ramps up as ``2 / (1 + exp(-10 p)) - 1`` over training progress ``p``).
+    """
+
+    method: str = "none"
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _choice(self, "method", ADAPT_METHODS)
+        validate.nonnegative_number("adapt.weight", self.weight)
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """The grid ``models × kinds × snrs_db × seeds`` (× ``adabn``) under a ``protocol``:
     ``train-clean`` (train once on clean windows, test at each SNR), ``matched`` (train and test
-    at each SNR, the DRSN paper) or ``train-mixed`` (train once with noise at SNRs drawn per window
-    from ``noise.train_snr_range_db``, test at each SNR)."""
+    at each SNR, the DRSN paper), ``train-mixed`` (train once with noise at SNRs drawn per window
+    from ``noise.train_snr_range_db``, test at each SNR) or ``cross-domain`` (one training per
+    model × task × adaptation method × seed; a task ``"A>B"`` trains on ``data.domain`` values A
+    (comma-separated) and tests, clean, on B; ``adapt`` lists the ``[adapt]`` methods to compare)."""
 
     models: tuple[str, ...] = ("drsn-cw", "resnet")
     kinds: tuple[str, ...] = ("gaussian",)
@@ -246,11 +285,22 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     protocol: str = "train-clean"
     adabn: tuple[bool, ...] = (False,)
+    tasks: tuple[str, ...] = ()
+    adapt: tuple[str, ...] = ("none",)
 
     def __post_init__(self) -> None:
         _choice(self, "protocol", PROTOCOLS)
         for kind in self.kinds:
             validate.choice("sweep.kinds", kind, NOISE_KINDS)
+        for method in self.adapt:
+            validate.choice("sweep.adapt", method, ADAPT_METHODS)
+        for task in self.tasks:
+            parts = task.split(">")
+            if len(parts) != 2 or not all(p.strip() for p in parts):
+                raise ConfigError(f"The 'sweep.tasks' parameter must hold tasks like '1>2' or '0,1>3' "
+                                  f"(train domains > test domains); got {task!r}.")
+        if self.protocol == "cross-domain" and not self.tasks:
+            raise ConfigError("The 'sweep.tasks' parameter must list tasks like '1>2' for protocol 'cross-domain'; got [].")
         for name in ("models", "kinds", "snrs_db", "seeds", "adabn"):
             if not getattr(self, name):
                 raise ConfigError(f"The 'sweep.{name}' parameter must not be empty; got [].")
@@ -265,6 +315,7 @@ class RunConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     seed: int = 0
     device: str = "auto"
@@ -274,7 +325,8 @@ class RunConfig:
 
 
 SECTIONS: dict[str, type] = {
-    "data": DataConfig, "frontend": FrontEndConfig, "noise": NoiseConfig, "model": ModelConfig, "train": TrainConfig, "sweep": SweepConfig,
+    "data": DataConfig, "frontend": FrontEndConfig, "noise": NoiseConfig, "model": ModelConfig, "train": TrainConfig, "adapt": AdaptConfig,
+    "sweep": SweepConfig,
 }
 _TOP_KEYS = ("seed", "device")
 

@@ -32,7 +32,8 @@ def tidy_rows(result: dict, cell: Cell) -> pd.DataFrame:
     """The tidy rows (``TIDY_COLUMNS``) of the conditions ``cell`` asks for."""
     wanted = {cond_key(*c) for c in cell.conditions}
     rows = [e for e in result["evaluations"] if cond_key(e["kind"], e["snr_db"], e["adabn"]) in wanted]
-    return tidy([{**e, "seed": result["seed"]} for e in rows], result["model"], result["protocol"])
+    return tidy([{**e, "seed": result["seed"]} for e in rows], result["model"], result["protocol"],
+                task=result.get("task", ""), adapt=result.get("adapt", "none"))
 
 
 def run_sweep(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, resume: bool = False,

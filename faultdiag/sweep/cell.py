@@ -133,6 +133,7 @@ def run_cell(cell: Cell, out_dir: Path, cache: PreparedCache, *, resume: bool = 
         done[cond_key(row["kind"], row["snr_db"], row["adabn"])] = row
     result = {
         "model": cell.model, "protocol": cell.config.sweep.protocol, "cell": cell.cell_id, "seed": cell.seed,
+        "task": cell.task, "adapt": cell.config.adapt.method,
         **info, "config": config_to_dict(cell.config), "training_key": training_key(cell.config),
         "data_fingerprint": getattr(prepared, "fingerprint", None),
         "front_end": prepared.inputs.front_end.to_dict(),

@@ -11,6 +11,10 @@ Protocols:
 - ``matched`` (DRSN paper): one training per model × kind × SNR × seed with training noise of
   that kind at that SNR (``noise.train`` ``fixed`` or ``fresh``; others become ``fixed``),
   scored at the same kind × SNR. Cell id ``<kind>_<snr>dB-seed<seed>``.
+- ``cross-domain``: one training per model × task × adaptation method × seed; task ``"A>B"``
+  trains on the recordings whose ``data.domain`` is in A and is scored (clean, with and without
+  AdaBN as ``sweep.adabn`` says) on the test regions of those in B; ``[adapt]`` ``method`` is each
+  of ``sweep.adapt`` in turn. Cell id ``<A>to<B>-<method>-seed<seed>`` (``1to2-coral-seed0``).
 
 Every cell's config is the sweep's narrowed to that cell (one model, seed, and for ``matched`` one
 kind and SNR), so a cell's ``config.toml`` reruns exactly that training.  A sweep may mix the
@@ -40,6 +44,7 @@ class Cell:
     seed: int
     config: RunConfig
     conditions: tuple[tuple[str, float | None, bool], ...]
+    task: str = ""
 
     def directory(self, out_dir: Path) -> Path:
         return Path(out_dir) / "cells" / self.model / self.cell_id
@@ -79,6 +84,30 @@ def _once_per_seed(cfg: RunConfig, base: RunConfig, model: str, seed: int) -> Ce
     return Cell(model, f"{name}-seed{seed}", seed, rep(base, noise=noise), conds)
 
 
+def _cross_domain(cfg: RunConfig, base) -> list[Cell]:
+    """The cells of ``cross-domain``: seed, task, adaptation method, model."""
+    rep, sw = dataclasses.replace, cfg.sweep
+    if cfg.data.domain is None:
+        from faultdiag.errors import ConfigError
+
+        raise ConfigError("Protocol 'cross-domain' needs 'data.domain', the recording attribute the tasks' values "
+                          "refer to (e.g. 'load_hp' for CWRU); got None.")
+    cells = []
+    for seed in map(int, sw.seeds):
+        for task in sw.tasks:
+            src, tgt = (tuple(v.strip() for v in side.split(",")) for side in task.split(">"))
+            for method in sw.adapt:
+                for model in sw.models:
+                    one = base(model, seed, tasks=(task,), adapt=(method,))
+                    cell_cfg = rep(one, noise=rep(cfg.noise, train="clean", train_snr_db=None),
+                                   data=rep(cfg.data, train_domains=src, test_domains=tgt),
+                                   adapt=rep(cfg.adapt, method=method))
+                    name = f"{'+'.join(src)}to{'+'.join(tgt)}-{method}-seed{seed}"
+                    cells.append(Cell(model, name, seed, cell_cfg, tuple(("clean", None, a) for a in sw.adabn),
+                                      task=f"{','.join(src)}>{','.join(tgt)}"))
+    return cells
+
+
 def plan_cells(cfg: RunConfig) -> list[Cell]:
     """The cells of ``cfg.sweep`` in run order: seed-major, then (``matched``) SNR and kind, then model,
     so that a sweep stopped early has whole conditions (every model) rather than whole models."""
@@ -90,6 +119,8 @@ def plan_cells(cfg: RunConfig) -> list[Cell]:
         one = rep(sw, models=(model,), seeds=(seed,), **sweep_changes)
         return rep(cfg, seed=seed, model=model_section(cfg.model, model), sweep=one)
 
+    if sw.protocol == "cross-domain":
+        return _cross_domain(cfg, base)
     if sw.protocol != "matched":
         return [_once_per_seed(cfg, base(m, int(s)), m, int(s)) for s in sw.seeds for m in sw.models]
     mode = cfg.noise.train if cfg.noise.train in ("fixed", "fresh") else "fixed"

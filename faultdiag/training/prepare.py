@@ -21,11 +21,11 @@ from faultdiag.config import FrontEndConfig, RunConfig
 from faultdiag.data.inputs import InputSpec
 from faultdiag.data.normalize import Standardizer
 from faultdiag.data.windows import WindowSet, split_windows
-from faultdiag.errors import DataError
+from faultdiag.errors import ConfigError, DataError
 from faultdiag.frontend import BandChoice, FrontEnd, choose_band
 from faultdiag.frontend.band_select import class_subset
 
-__all__ = ["Prepared", "prepare", "front_end", "signal_stats", "rms_stats", "is_lazy"]
+__all__ = ["Prepared", "prepare", "front_end", "domain_of", "signal_stats", "rms_stats", "is_lazy"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class Prepared:
     ``inputs``: geometry, front end and normalisation fitted on ``train`` only.
     ``signal_stats``: RMS statistics of the raw training windows (:func:`signal_stats`).
     ``band_choice``: how the front end's band was chosen (``None`` when given or not needed).
+    ``target``: with ``data.domain`` set, the unlabelled pool of target-domain windows (the
+    training regions of the test-domain recordings; their test regions are ``test``), else ``None``.
     """
 
     train: WindowSet
@@ -49,6 +51,7 @@ class Prepared:
     fingerprint: dict[str, Any]
     signal_stats: dict[str, float]
     band_choice: BandChoice | None = None
+    target: WindowSet | None = None
 
 
 def signal_stats(X: np.ndarray) -> dict[str, float]:
@@ -98,7 +101,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     if d.cache:
         return _prepare_cached(cfg)
     dataset = load_dataset(d)
-    splits = split_windows(dataset.recordings, dataset.class_names, d.window_len, d.hop, d.split, d.eval_hop)
+    splits = _split(dataset.recordings, dataset.class_names, d)
     if len(splits["train"]) == 0:
         raise DataError(f"No training windows: recordings are too short for window_len={d.window_len} "
                         f"with split {list(d.split)}.")
@@ -111,13 +114,44 @@ def prepare(cfg: RunConfig) -> Prepared:
         spec = dataclasses.replace(spec, normalize=d.normalize)
     return Prepared(train=splits["train"], val=splits["val"], test=splits["test"], inputs=spec,
                     class_names=dataset.class_names, fingerprint=dataset.fingerprint,
-                    signal_stats=signal_stats(splits["train"].X), band_choice=choice)
+                    signal_stats=signal_stats(splits["train"].X), band_choice=choice, target=splits.get("target"))
+
+
+def domain_of(rec: Any, attribute: str) -> str:
+    """The domain value of a recording: its ``meta[attribute]`` as a string (``1.0`` reads as ``1``)."""
+    if attribute not in rec.meta:
+        raise DataError(f"The recording {rec.name} has no attribute {attribute!r} (data.domain); its attributes "
+                        f"are {sorted(rec.meta)}.")
+    value = rec.meta[attribute]
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _split(recordings: list, class_names: tuple[str, ...], d: Any) -> dict[str, WindowSet]:
+    """Train/val/test windows; with ``d.domain``: train and val from the train-domain recordings, test
+    from the test regions of the test-domain recordings, and their training regions as ``target``."""
+    args = (d.window_len, d.hop, d.split, d.eval_hop)
+    if d.domain is None:
+        return split_windows(recordings, class_names, *args)
+    source = [r for r in recordings if domain_of(r, d.domain) in d.train_domains]
+    target = [r for r in recordings if domain_of(r, d.domain) in d.test_domains]
+    for name, recs, values in (("train", source, d.train_domains), ("test", target, d.test_domains)):
+        if not recs:
+            found = sorted({domain_of(r, d.domain) for r in recordings})
+            raise DataError(f"No recording has {d.domain} in data.{name}_domains = {list(values)}; the values "
+                            f"found are {found}.")
+    src, tgt = split_windows(source, class_names, *args), split_windows(target, class_names, *args)
+    # target recordings are numbered after the source ones, so a group id names one recording
+    shift = {k: dataclasses.replace(tgt[k], groups=tgt[k].groups + len(source)) for k in ("train", "test")}
+    return {"train": src["train"], "val": src["val"], "test": shift["test"], "target": shift["train"]}
 
 
 def _prepare_cached(cfg: RunConfig) -> Prepared:
     from faultdiag.data.cache import cached_splits, streaming_moments
 
     d = cfg.data
+    if d.domain is not None:
+        raise ConfigError(f"Domains (data.domain = {d.domain!r}) are not read from an HDF5 cache (data.cache); "
+                          "train from the recordings themselves.")
     splits, info, class_names = cached_splits(d)
     if len(splits["train"]) == 0:
         raise DataError(f"No training windows in the cache '{d.cache}' for window_len={d.window_len} "

@@ -125,6 +125,20 @@ def _sources(cfg: RunConfig, prepared: Prepared, ctx: DistContext,
     return train, val
 
 
+def _adaptation(cfg: RunConfig, prepared: Prepared, model: nn.Module, ctx: DistContext) -> LossTerm:
+    """The ``[adapt]`` loss on batches of the unlabelled target windows of ``prepared``."""
+    from faultdiag.config import NoiseConfig
+    from faultdiag.training.adaptation import DomainAdaptation
+
+    if prepared.target is None:
+        raise ConfigError(f"adapt.method = {cfg.adapt.method!r} needs target-domain windows: set data.domain, "
+                          f"data.train_domains and data.test_domains.")
+    if ctx.enabled:
+        raise ConfigError("Domain adaptation (adapt.method) runs in one process; launch without torchrun.")
+    target = BatchSource(prepared.target, prepared.inputs, noise=NoiseConfig(), noise_seed=0, redraw=False)
+    return DomainAdaptation(cfg.adapt, target, model.fc.in_features, seeds.derive_seed(cfg.seed, seeds.TARGET))
+
+
 def train_model(cfg: RunConfig, out_dir: str | os.PathLike, *, prepared: Prepared | None = None,
                 resume: bool = False, progress: bool = True,
                 on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
@@ -175,12 +189,17 @@ def _train(cfg: RunConfig, out_dir: Path, prepared: Prepared, resume: bool, prog
         n_values = sum(t.numel() for t in [*model.parameters(), *model.buffers()])
         check_free_space(out_dir, estimate_train_bytes(n_values, cfg.train.epochs, cfg.train.optimizer), "the training")
     net = wrap_model(model, ctx, device)
-    optimizer = make_optimizer(model.parameters(), cfg.train)
     train, val = _sources(cfg, prepared, ctx, augment)
+    if extra_loss is None and cfg.adapt.method != "none":
+        extra_loss = _adaptation(cfg, prepared, model, ctx)
+    params = [*model.parameters(), *(extra_loss.parameters() if isinstance(extra_loss, nn.Module) else [])]
+    optimizer = make_optimizer(params, cfg.train)
     gens = Generators(shuffle=torch.Generator().manual_seed(seeds.derive_seed(cfg.seed, seeds.SHUFFLE)),
-                      noise=train.generator, augment=train.augment_generator)
+                      noise=train.generator, augment=train.augment_generator,
+                      target=getattr(extra_loss, "generator", None))
+    extra_module = extra_loss.to(device) if isinstance(extra_loss, nn.Module) else None
     if resume and last_path.is_file():
-        state = restore(last_path, cfg, model, optimizer, gens, ctx)
+        state = restore(last_path, cfg, model, optimizer, gens, ctx, extra=extra_module)
     else:
         if resume:
             log.info("no %s to resume from; starting afresh", last_path)
@@ -196,7 +215,7 @@ def _train(cfg: RunConfig, out_dir: Path, prepared: Prepared, resume: bool, prog
             _save_best(ckpt_path, model, st, build_kwargs, cfg, prepared)
         if ctx.is_main:
             write_log(out_dir / "train_log.csv", st.history)
-        save_last(last_path, cfg, model, optimizer, gens, st, ctx)
+        save_last(last_path, cfg, model, optimizer, gens, st, ctx, extra=extra_module)
         if on_epoch_end is not None:
             on_epoch_end(st.history[-1])
 

@@ -36,6 +36,7 @@ class Generators:
     shuffle: torch.Generator
     noise: torch.Generator
     augment: torch.Generator
+    target: torch.Generator | None = None  # target batches of domain adaptation
 
 
 @dataclass
@@ -61,7 +62,7 @@ def write_log(path: Path, history: list[dict[str, Any]]) -> None:
 
 
 def save_last(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, state: TrainState,
-              ctx: DistContext = SINGLE) -> None:
+              ctx: DistContext = SINGLE, extra: torch.nn.Module | None = None) -> None:
     """Rank 0 writes the training state; every rank's noise generator state is gathered into it."""
     noise_states = all_gather_object(gens.noise.get_state(), ctx)
     if not ctx.is_main:
@@ -73,13 +74,16 @@ def save_last(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, st
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(), "world_size": ctx.world_size,
         "rng": {"shuffle": gens.shuffle.get_state(), "noise": noise_states[0], "noise_ranks": noise_states,
-                "augment": gens.augment.get_state(), "torch": torch.get_rng_state()},
+                "augment": gens.augment.get_state(), "torch": torch.get_rng_state(),
+                **({"target": gens.target.get_state()} if gens.target is not None else {})},
+        "extra": {k: v.detach().cpu() for k, v in extra.state_dict().items()} if extra is not None else None,
     }
     with atomic_write(path, "wb") as fh:
         torch.save(payload, fh)
 
 
-def restore(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, ctx: DistContext = SINGLE) -> TrainState:
+def restore(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, ctx: DistContext = SINGLE,
+            extra: torch.nn.Module | None = None) -> TrainState:
     """Load ``last.pt`` into ``model``, ``optimizer`` and ``gens``; the state to continue from."""
     raw = load_torch_file(path, map_location="cpu")
     if not isinstance(raw, dict) or raw.get("format") != "faultdiag-train-state":
@@ -93,6 +97,8 @@ def restore(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, ctx:
                           f"this run has {ctx.world_size}. Resume with the same number of processes.")
     try:
         model.load_state_dict(raw["model"])
+        if extra is not None:
+            extra.load_state_dict(raw["extra"])
         optimizer.load_state_dict(raw["optimizer"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise DataError(f"The training state '{path}' does not fit this model: {str(exc).splitlines()[0]}") from None
@@ -100,6 +106,8 @@ def restore(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, ctx:
     gens.noise.set_state(raw["rng"].get("noise_ranks", [raw["rng"]["noise"]])[ctx.rank])
     if "augment" in raw["rng"]:  # absent from files written before augmentation existed
         gens.augment.set_state(raw["rng"]["augment"])
+    if gens.target is not None:
+        gens.target.set_state(raw["rng"]["target"])
     torch.set_rng_state(raw["rng"]["torch"])
     log.info("resuming %s after epoch %d", path.parent, raw["epoch"])
     return TrainState(epoch=raw["epoch"], best_epoch=raw["best_epoch"], best_acc=raw["best_acc"],
