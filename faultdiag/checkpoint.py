@@ -37,6 +37,8 @@ class Checkpoint:
     """A loaded checkpoint.
 
     ``inputs``: how raw windows become this model's input (:class:`~faultdiag.data.inputs.InputSpec`).
+    ``ood``: the density of the training windows' penultimate features, calibrated on validation
+    windows (:class:`faultdiag.ood.FeatureDensity` ``to_dict()``), or ``None`` (older files).
     ``signal_stats``: statistics of the RMS of raw training windows (``rms_min``, ``rms_p05``,
     ``rms_median``, ``rms_p95``, ``rms_max``), to flag inputs unlike the training data.
     """
@@ -52,6 +54,7 @@ class Checkpoint:
     versions: dict[str, str] = field(default_factory=dict)
     revision: str = ""
     path: str = ""
+    ood: dict[str, Any] | None = None
 
     def build_model(self) -> nn.Module:
         """The network with its trained weights, in eval mode (on CPU)."""
@@ -109,6 +112,7 @@ def save_checkpoint(
     signal_stats: dict[str, Any],
     config: dict[str, Any],
     metrics: dict[str, Any],
+    ood: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically to ``path`` and return the path."""
     payload = {
@@ -127,6 +131,7 @@ def save_checkpoint(
         "signal_stats": _plain(signal_stats),
         "config": _plain(config),
         "metrics": _plain(metrics),
+        "ood": _plain(ood),
         "versions": _versions(),
         "revision": _revision(),
     }
@@ -182,6 +187,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
             versions=raw.get("versions", {}),
             revision=raw.get("revision", ""),
             path=str(path),
+            ood=raw.get("ood"),
         )
     except KeyError as exc:
         raise DataError(f"The checkpoint '{path}' lacks the entry {exc}; it is incomplete.") from None

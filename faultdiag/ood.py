@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from faultdiag.errors import ConfigError, DataError
+from faultdiag.models.features import penultimate
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +54,22 @@ def penultimate_features(model: nn.Module, X: torch.Tensor, batch_size: int = 51
         features ``(N, D)`` float32 on the CPU (``D = model.fc.in_features``); with
         ``return_logits`` also the logits ``(N, K)`` of the same pass.
     """
-    fc = getattr(model, "fc", None)
-    if not isinstance(fc, nn.Linear):
-        raise ConfigError(f"The 'model' parameter must have its final nn.Linear named 'fc'; "
-                          f"got {type(model).__name__} with fc={type(fc).__name__}.")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"The 'batch_size' parameter must be a positive int; got {batch_size!r}.")
     if not isinstance(X, torch.Tensor) or X.ndim < 2 or X.shape[0] == 0:
         shape = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
         raise DataError(f"The 'X' parameter must be a non-empty torch.Tensor (N, C, ...); got {shape}.")
     device = next(model.parameters()).device
-    captured: list[torch.Tensor] = []
-    handle = fc.register_forward_pre_hook(lambda module, args: captured.append(args[0].detach().float().cpu()))
     was_training = model.training
     logits = []
     try:
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), penultimate(model) as captured:
             for i in range(0, len(X), batch_size):
                 logits.append(model(X[i:i + batch_size].to(device, torch.float32)).float().cpu())
     finally:
-        handle.remove()
         model.train(was_training)
+    captured = [f.detach().float().cpu() for f in captured]
     features = torch.cat(captured)
     if features.shape[0] != len(X):
         raise DataError(f"model.fc ran {features.shape[0]} times the batch rows for {len(X)} windows; "

@@ -170,3 +170,19 @@ def test_adaptation_trains_on_target_batches_and_resumes_exactly(method, tmp_pat
 def test_adaptation_without_target_domains_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="data.domain"):
         train_model(load_config(None, [*TINY, "adapt.method=coral"]), tmp_path, progress=False)
+
+
+def test_the_checkpoint_carries_a_calibrated_feature_density(tmp_path):
+    from faultdiag.checkpoint import load_checkpoint
+    from faultdiag.ood import FeatureDensity, penultimate_features
+
+    cfg = load_config(None, [*TINY, "data.sim_duration_s=3"])
+    result = train_model(cfg, tmp_path, progress=False)
+    ck = load_checkpoint(result.checkpoint_path)
+    density = FeatureDensity.from_dict(ck.ood)
+    val = result.prepared.val
+    scores = density.score(penultimate_features(result.model, result.prepared.inputs.transform(val.X)).numpy())
+    assert 0.0 <= (scores > density.threshold_).mean() <= 0.10  # calibrated there: ~5 % over the threshold
+    noise = torch.randn(64, 1, 256, generator=torch.Generator().manual_seed(0)) * 50
+    far = density.score(penultimate_features(result.model, result.prepared.inputs.transform(noise)).numpy())
+    assert (far > density.threshold_).mean() > 0.5  # loud white noise is unlike any training window

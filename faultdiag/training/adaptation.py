@@ -18,7 +18,7 @@ from faultdiag import adapt
 from faultdiag.config import AdaptConfig
 from faultdiag.errors import ConfigError
 from faultdiag.training.batches import Batch, BatchSource
-from faultdiag.training.loop import penultimate
+from faultdiag.models.features import penultimate
 
 __all__ = ["DomainAdaptation"]
 

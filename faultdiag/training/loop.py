@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Protocol
 
 import torch
 from torch import nn
@@ -24,11 +24,12 @@ from torch import nn
 from faultdiag.config import TrainConfig
 from faultdiag.distributed import SINGLE, DistContext, all_reduce_sum, shard
 from faultdiag.errors import ConfigError
+from faultdiag.models.features import penultimate
 from faultdiag.training.batches import Batch, BatchSource
 from faultdiag.training.schedules import learning_rate, set_learning_rate
 from faultdiag.training.state import TrainState
 
-__all__ = ["LossTerm", "fit", "run_epoch", "score", "batch_bounds", "penultimate"]
+__all__ = ["LossTerm", "fit", "run_epoch", "score", "batch_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +43,6 @@ class LossTerm(Protocol):
     """
 
     def __call__(self, model: nn.Module, features: torch.Tensor, batch: Batch, progress: float) -> torch.Tensor: ...
-
-
-@contextlib.contextmanager
-def penultimate(model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Within the block, every forward pass of ``model`` appends the input of ``model.fc`` to the list."""
-    captured: list[torch.Tensor] = []
-    handle = model.fc.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-    try:
-        yield captured
-    finally:
-        handle.remove()
 
 
 def batch_bounds(n: int, batch_size: int, world_size: int = 1) -> list[tuple[int, int]]:

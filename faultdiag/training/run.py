@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -223,6 +224,8 @@ def _train(cfg: RunConfig, out_dir: Path, prepared: Prepared, resume: bool, prog
         extra=extra_loss, on_epoch=on_epoch, desc=cfg.model.name, progress=progress)
     model.load_state_dict(state.best_state)
     model.eval()
+    if ctx.is_main:  # the final checkpoint gains the density of its penultimate features (faultdiag.ood)
+        _save_best(ckpt_path, model, state, build_kwargs, cfg, prepared, ood=_fit_ood(model, prepared))
     return TrainResult(model=model, checkpoint_path=ckpt_path, history=state.history, prepared=prepared,
                        best_epoch=state.best_epoch)
 
@@ -241,8 +244,26 @@ def write_band_choice(prepared: Prepared, out_dir: Path) -> None:
                      y=prepared.train.y[idx], class_names=prepared.class_names)
 
 
+def _fit_ood(model: nn.Module, prepared: Prepared, per_class: int = 512) -> dict[str, Any] | None:
+    """The density of the best model's penultimate features on clean training windows (at most
+    ``per_class`` per class, evenly spaced), calibrated on (up to 4096) clean validation windows so
+    that about 5 % of in-distribution windows exceed its threshold; ``None`` with too few windows."""
+    from faultdiag.frontend.band_select import class_subset
+    from faultdiag.ood import FeatureDensity, penultimate_features
+
+    idx = class_subset(np.asarray(prepared.train.y), per_class)
+    val_idx = np.linspace(0, len(prepared.val) - 1, min(len(prepared.val), 4096)).round().astype(np.int64)
+    if len(val_idx) < 20 or len(np.unique(prepared.train.y[idx])) < 1:
+        log.warning("too few validation windows (%d) to calibrate the out-of-distribution score", len(val_idx))
+        return None
+    feats = penultimate_features(model, prepared.inputs.transform(prepared.train.X[idx]))
+    val_feats = penultimate_features(model, prepared.inputs.transform(prepared.val.X[np.unique(val_idx)]))
+    density = FeatureDensity().fit(feats.numpy(), np.asarray(prepared.train.y)[idx]).calibrate(val_feats.numpy())
+    return density.to_dict()
+
+
 def _save_best(path: Path, model: nn.Module, state: TrainState, build_kwargs: dict[str, Any], cfg: RunConfig,
-               prepared: Prepared) -> None:
+               prepared: Prepared, ood: dict[str, Any] | None = None) -> None:
     """Write the best weights so far (the model's current weights are put back afterwards)."""
     current = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(state.best_state)
@@ -252,5 +273,5 @@ def _save_best(path: Path, model: nn.Module, state: TrainState, build_kwargs: di
                "epochs_run": state.epoch, "finished": state.finished, "data_fingerprint": prepared.fingerprint}
     save_checkpoint(path, model=model, model_name=cfg.model.name, model_kwargs=build_kwargs,
                     class_names=prepared.class_names, inputs=prepared.inputs, signal_stats=prepared.signal_stats,
-                    config=config_to_dict(cfg), metrics=metrics)
+                    config=config_to_dict(cfg), metrics=metrics, ood=ood)
     model.load_state_dict(current)
