@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from faultdiag.bearing import BearingGeometry
+from faultdiag.bearing import BearingGeometry, BearingOrders
 from faultdiag.provenance import atomic_write
 
 WAVEFORM_S = 1.0
@@ -44,7 +44,7 @@ def _envelope_panel(ax, x: np.ndarray, fs_hz: float, report: dict | None, harmon
 
 
 def plot_diagnosis(path: str | os.PathLike, row: dict[str, Any], x: np.ndarray, fs_hz: float, report: dict | None,
-                   class_names: Sequence[str], geometry: BearingGeometry) -> Path:
+                   class_names: Sequence[str], geometry: BearingGeometry | BearingOrders) -> Path:
     """Write the figure of one diagnosis to ``path`` (PNG, atomically) and return the path.
 
     Args:
