@@ -39,13 +39,13 @@ __all__ = [
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".txt", ".mat", ".h5", ".hdf5", ".npy", ".npz")
 
 
-def _check_options(channels: Any, label: Any, time_column: Any, dataset: Any) -> None:
+def _check_options(channels: Any, label: Any, time_column: Any, dataset: Any, variable: Any = None) -> None:
     if channels is not None and not (
         isinstance(channels, str)
         or (isinstance(channels, Sequence) and all(isinstance(c, str) for c in channels))
     ):
         raise ConfigError(f"The 'channels' parameter must be a name or a list of names; got {channels!r}.")
-    for name, value in (("label", label), ("time_column", time_column), ("dataset", dataset)):
+    for name, value in (("label", label), ("time_column", time_column), ("dataset", dataset), ("variable", variable)):
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"The '{name}' parameter must be a string or None; got {value!r}.")
 
@@ -58,6 +58,7 @@ def open_recording(
     label: str | None = None,
     time_column: str | None = None,
     dataset: str | None = None,
+    variable: str | None = None,
 ) -> RecordingSource:
     """Open ``path`` for block-wise reading (see :meth:`RecordingSource.iter_blocks`).
 
@@ -70,6 +71,10 @@ def open_recording(
         dataset: HDF5 / MAT 7.3 dataset path to read (default: every numeric 1-D/2-D dataset);
             for a CWRU MAT file, the CWRU set (``"12k_DE"`` ...) that numbers a file whose name
             lacks its CWRU number (see :func:`faultdiag.data.cwru_catalogue.recording_from_variables`).
+        variable: the one signal to read, in any format that names its arrays: a MAT variable or
+            struct field (``bearing.gs``), an HDF5 dataset (``bearing/gs`` or ``bearing.gs``), an
+            ``.npz`` entry, a CSV column. Default: every numeric signal (a file holding one signal
+            and scalars, such as a MATLAB struct with the signal and its rate, needs none).
 
     Raises:
         DataError: missing, empty, damaged or unrecognised file; no signal; zero samples.
@@ -77,11 +82,17 @@ def open_recording(
     """
     path = check_file(path)
     fs_hz = check_fs_param(fs_hz)
-    _check_options(channels, label, time_column, dataset)
+    _check_options(channels, label, time_column, dataset, variable)
     fmt = sniff_format(path)
-    opts = dict(fs_hz=fs_hz, channels=channels, label=label, time_column=time_column, dataset=dataset)
+    opts = dict(fs_hz=fs_hz, channels=channels, label=label, time_column=time_column, dataset=dataset,
+                variable=variable)
     if fmt == "csv":
+        if variable is not None:
+            opts["channels"] = [variable] if channels is None else channels
         return open_csv(path, **opts)
+    if fmt == "npy" and variable is not None:
+        raise ConfigError(f"The 'variable' option ('{variable}') does not apply to {path}: an .npy file holds one "
+                          "unnamed array.")
     if fmt == "mat5":
         return open_mat5(path, **opts)
     if fmt in ("mat73", "hdf5"):
@@ -99,6 +110,7 @@ def read_recording(
     label: str | None = None,
     time_column: str | None = None,
     dataset: str | None = None,
+    variable: str | None = None,
 ) -> Recording:
     """Read the whole of ``path`` into a :class:`Recording` ``(C, T)`` float32.
 
@@ -106,7 +118,7 @@ def read_recording(
     naming the channel and sample.
     """
     src = open_recording(path, fs_hz=fs_hz, channels=channels, label=label,
-                         time_column=time_column, dataset=dataset)
+                         time_column=time_column, dataset=dataset, variable=variable)
     return src.read()
 
 

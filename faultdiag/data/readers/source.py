@@ -17,7 +17,8 @@ from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
 
 TIME_NAMES = ("time", "t", "time_s", "timestamp")
-FS_NAMES = ("fs", "fs_hz", "sampling_rate", "sample_rate", "sr")
+FS_NAMES = ("fs", "fs_hz", "sampling_rate", "sample_rate", "sr", "samplerate", "sampling_frequency",
+            "sampling_rate_hz", "sample_rate_hz", "fsample")
 SPACING_TOLERANCE = 0.25  # a sample spacing may differ this much (relative) from the median
 MIN_CHUNK_LEN = 1 << 14
 READ_CHUNK_LEN = 1 << 18
