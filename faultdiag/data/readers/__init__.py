@@ -13,7 +13,8 @@ recordings too long to hold in memory. Example::
 Where the sampling rate comes from, per format: a time column (CSV), a scalar variable
 ``fs``/``Fs``/``fs_hz``/``sampling_rate``/``sr`` or a time vector (MAT, ``.npz``), an attribute
 ``fs_hz``/``fs``/``sampling_rate`` (HDF5), the CWRU catalogue (CWRU MAT files); otherwise the
-``fs_hz`` argument is required. An ``fs_hz`` argument that contradicts a stated rate is an error.
+``fs_hz`` argument or a sidecar JSON file (:mod:`faultdiag.data.readers.sidecar`) is required.
+An ``fs_hz`` argument that contradicts a stated rate is an error.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Any, Iterable, Sequence
 from faultdiag.data.readers.arrays import open_mat5, open_npy, open_npz
 from faultdiag.data.readers.text import open_csv
 from faultdiag.data.readers.hdf5 import open_hdf5
+from faultdiag.data.readers.sidecar import read_sidecar
 from faultdiag.data.readers.sniff import FORMATS, check_file, sniff_format
-from faultdiag.data.readers.source import RecordingSource, check_fs_param
+from faultdiag.data.readers.source import MissingRateError, RecordingSource, check_fs_param
 from faultdiag.data.readers.write import WRITE_EXTENSIONS, write_recording
 from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
@@ -59,6 +61,7 @@ def open_recording(
     time_column: str | None = None,
     dataset: str | None = None,
     variable: str | None = None,
+    skip_rows: int | None = None,
 ) -> RecordingSource:
     """Open ``path`` for block-wise reading (see :meth:`RecordingSource.iter_blocks`).
 
@@ -75,6 +78,7 @@ def open_recording(
             struct field (``bearing.gs``), an HDF5 dataset (``bearing/gs`` or ``bearing.gs``), an
             ``.npz`` entry, a CSV column. Default: every numeric signal (a file holding one signal
             and scalars, such as a MATLAB struct with the signal and its rate, needs none).
+        skip_rows: text files: lines before the header (default: a preamble is detected).
 
     Raises:
         DataError: missing, empty, damaged or unrecognised file; no signal; zero samples.
@@ -83,16 +87,36 @@ def open_recording(
     path = check_file(path)
     fs_hz = check_fs_param(fs_hz)
     _check_options(channels, label, time_column, dataset, variable)
-    fmt = sniff_format(path)
+    side, side_path = read_sidecar(path)
     opts = dict(fs_hz=fs_hz, channels=channels, label=label, time_column=time_column, dataset=dataset,
-                variable=variable)
+                variable=variable, skip_rows=skip_rows)
+    try:
+        src = _dispatch(path, sniff_format(path), opts)
+    except MissingRateError:
+        if "fs_hz" not in side:
+            raise
+        src = _dispatch(path, sniff_format(path), {**opts, "fs_hz": side["fs_hz"]})
+        src.meta["fs_source"] = f"sidecar {side_path.name}"
+    else:
+        if "fs_hz" in side and fs_hz is None and abs(side["fs_hz"] - src.fs_hz) > 1e-6 * src.fs_hz:
+            raise DataError(f"{path} states {src.fs_hz:g} Hz but its sidecar {side_path.name} says {side['fs_hz']:g} Hz; "
+                            "fix one of them.")
+    if "rpm" in side and "rpm" not in src.meta:
+        src.meta.update(rpm=side["rpm"], rpm_source=f"sidecar {side_path.name}")
+    return src
+
+
+def _dispatch(path: Path, fmt: str, opts: dict[str, Any]) -> RecordingSource:
+    variable = opts["variable"]
     if fmt == "csv":
-        if variable is not None:
-            opts["channels"] = [variable] if channels is None else channels
+        if variable is not None and opts["channels"] is None:
+            opts = {**opts, "channels": [variable]}
         return open_csv(path, **opts)
     if fmt == "npy" and variable is not None:
         raise ConfigError(f"The 'variable' option ('{variable}') does not apply to {path}: an .npy file holds one "
                           "unnamed array.")
+    if opts["skip_rows"]:
+        raise ConfigError(f"The 'skip_rows' option applies to text files; {path} is {fmt}.")
     if fmt == "mat5":
         return open_mat5(path, **opts)
     if fmt in ("mat73", "hdf5"):
@@ -111,6 +135,7 @@ def read_recording(
     time_column: str | None = None,
     dataset: str | None = None,
     variable: str | None = None,
+    skip_rows: int | None = None,
 ) -> Recording:
     """Read the whole of ``path`` into a :class:`Recording` ``(C, T)`` float32.
 
@@ -118,7 +143,7 @@ def read_recording(
     naming the channel and sample.
     """
     src = open_recording(path, fs_hz=fs_hz, channels=channels, label=label,
-                         time_column=time_column, dataset=dataset, variable=variable)
+                         time_column=time_column, dataset=dataset, variable=variable, skip_rows=skip_rows)
     return src.read()
 
 

@@ -20,10 +20,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from faultdiag.data.readers.scalars import numeric_scalars, stated_fs, stated_meta
+from faultdiag.data.readers.scalars import leaf, numeric_scalars, stated_fs, stated_meta
 from faultdiag.data.readers.source import (
-    FS_NAMES, TIME_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, select_channels,
-    source_from_recording,
+    FS_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, select_channels, source_from_recording, time_scale,
 )
 from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
@@ -145,9 +144,9 @@ def recording_from_arrays(path: Path, arrays: Mapping[str, Any], fmt: str, *, fs
                           channels: Any, label: str | None, variable: str | None = None) -> Recording:
     """A Recording from named in-memory arrays (MAT v5 variables and struct fields, .npz entries)."""
     numeric, other = split_named_arrays(path, arrays)
-    time_key = next((k for k in numeric if k.lower() in TIME_NAMES and signal_layout(numeric[k].shape)
+    time_key = next((k for k in numeric if time_scale(leaf(k)) is not None and signal_layout(numeric[k].shape)
                      and signal_layout(numeric[k].shape)[1] == 1), None)
-    t = np.asarray(numeric.pop(time_key)).reshape(-1) if time_key is not None else None
+    t = np.asarray(numeric.pop(time_key)).reshape(-1) * time_scale(leaf(time_key)) if time_key is not None else None
     if variable is not None:
         numeric = _pick_variable(path, numeric, other, variable)
     scalars = numeric_scalars(other)

@@ -21,7 +21,7 @@ import numpy as np
 from faultdiag.data.readers.arrays import CWRU_VARIABLE, channel_refs, cwru_recording, pick_refs, read_span
 from faultdiag.data.readers.scalars import numeric_scalars, stated_fs, stated_meta
 from faultdiag.data.readers.source import (
-    FS_NAMES, TIME_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, source_from_recording,
+    FS_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, source_from_recording, time_scale,
 )
 from faultdiag.errors import ConfigError, DataError
 
@@ -150,11 +150,12 @@ def _time_fs(path: Path, numeric: dict[str, Any], file_fs: float | None, fs_hz: 
     """Drop a time-vector dataset from ``numeric``; use its spacing when no rate is stated."""
     for key in list(numeric):
         refs = channel_refs(key, numeric[key].shape)
-        if key.rsplit("/", 1)[-1].lower() in TIME_NAMES and len(refs) == 1:
+        scale = time_scale(key.rsplit("/", 1)[-1])
+        if scale is not None and len(refs) == 1:
             data = numeric.pop(key)
             if file_fs is None and fs_hz is None:
                 n = min(refs[0].n_samples, _TIME_PROBE_LEN)
                 probe = data[:n] if data.ndim == 1 else data[0, :n] if refs[0].time_axis == 1 else data[:n, 0]
                 what = f"time dataset '{key}'"
-                file_fs = fs_from_time(path, np.asarray(probe, dtype=np.float64), what)
+                file_fs = fs_from_time(path, np.asarray(probe, dtype=np.float64) * scale, what)
     return file_fs, what
