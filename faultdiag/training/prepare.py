@@ -58,8 +58,9 @@ def is_lazy(ws: Any) -> bool:
     return not isinstance(ws.X, np.ndarray)
 
 
-def _input_spec(d: DataConfig, channels: tuple[str, ...], standardizer: Standardizer | None) -> InputSpec:
-    return InputSpec(fs_hz=float(d.fs_hz), window_len=d.window_len, hop=d.hop, channels=channels,
+def _input_spec(d: DataConfig, channels: tuple[str, ...], standardizer: Standardizer | None,
+                fs_hz: float) -> InputSpec:
+    return InputSpec(fs_hz=float(fs_hz), window_len=d.window_len, hop=d.hop, channels=channels,
                      normalize=d.normalize, standardizer=standardizer)
 
 
@@ -81,7 +82,7 @@ def prepare(cfg: RunConfig) -> Prepared:
                         f"with split {list(d.split)}.")
     standardizer = Standardizer(per_channel=True).fit(splits["train"].X) if d.normalize == "global" else None
     return Prepared(train=splits["train"], val=splits["val"], test=splits["test"],
-                    inputs=_input_spec(d, tuple(dataset.recordings[0].channels), standardizer),
+                    inputs=_input_spec(d, tuple(dataset.recordings[0].channels), standardizer, dataset.fs_hz),
                     class_names=dataset.class_names, fingerprint=dataset.fingerprint,
                     signal_stats=signal_stats(splits["train"].X))
 
@@ -100,5 +101,5 @@ def _prepare_cached(d: DataConfig) -> Prepared:
                                                "mean": mean.tolist(), "std": std.tolist()})
     fp = {**info.fingerprint, "classes": list(class_names), "cache": str(d.cache)}
     return Prepared(train=splits["train"], val=splits["val"], test=splits["test"],
-                    inputs=_input_spec(d, tuple(info.channels), standardizer), class_names=class_names,
+                    inputs=_input_spec(d, tuple(info.channels), standardizer, info.fs_hz), class_names=class_names,
                     fingerprint=fp, signal_stats=rms_stats(rms))

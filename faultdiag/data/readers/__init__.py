@@ -20,6 +20,7 @@ An ``fs_hz`` argument that contradicts a stated rate is an error.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -151,7 +152,8 @@ def find_recordings(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> l
     """Expand files and folders into recording files.
 
     A file is kept whatever its extension (its content decides the format); a folder is searched
-    recursively for ``SUPPORTED_EXTENSIONS``, skipping hidden files and folders, in sorted order.
+    recursively for ``SUPPORTED_EXTENSIONS``, skipping hidden files and folders and file tables
+    (text files whose first field is ``file``: a labels or ``--info`` CSV), in sorted order.
     Duplicates are dropped, first occurrence kept.
 
     Raises:
@@ -181,6 +183,18 @@ def _scan_folder(folder: Path) -> list[Path]:
         rel = path.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.is_file() and path.suffix.lower() in SUPPORTED_EXTENSIONS:
+        if path.is_file() and path.suffix.lower() in SUPPORTED_EXTENSIONS and not is_file_table(path):
             files.append(path)
     return sorted(files)
+
+
+def is_file_table(path: Path) -> bool:
+    """True for a text file whose first line starts with the field ``file`` (a labels/info CSV, not a recording)."""
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        return False
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            first = fh.readline(4096)
+    except OSError:
+        return False
+    return re.split(r"[,;\t]", first.strip(), maxsplit=1)[0].strip().strip("\"'").lower() == "file"
