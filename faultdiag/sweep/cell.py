@@ -104,6 +104,12 @@ def _train(cell: Cell, cell_dir: Path, cache: PreparedCache, resume: bool, progr
     return result.model, prepared, info
 
 
+def _class_table(prepared: Any, old: dict | None) -> list[dict] | None:
+    from faultdiag.training.prepare import Prepared, class_table
+
+    return class_table(prepared) if isinstance(prepared, Prepared) else (old or {}).get("class_table")
+
+
 def run_cell(cell: Cell, out_dir: Path, cache: PreparedCache, *, resume: bool = False,
              progress: bool = True) -> tuple[dict, str]:
     """Train (unless finished) and score one cell; return its result dict and what was done:
@@ -133,7 +139,8 @@ def run_cell(cell: Cell, out_dir: Path, cache: PreparedCache, *, resume: bool = 
     result = {
         "model": cell.model, "protocol": cell.config.sweep.protocol, "cell": cell.cell_id, "seed": cell.seed,
         **info, "config": config_to_dict(cell.config), "training_key": training_key(cell.config),
-        "data_fingerprint": getattr(prepared, "fingerprint", None), "code_revision": code_revision(),
+        "data_fingerprint": getattr(prepared, "fingerprint", None), "class_table": _class_table(prepared, old),
+        "code_revision": code_revision(),
         "versions": library_versions(), "evaluations": list(done.values()),
     }
     write_json(cell_dir / RESULT_FILE, result)

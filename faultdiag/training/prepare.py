@@ -19,7 +19,7 @@ from faultdiag.data.normalize import Standardizer
 from faultdiag.data.windows import WindowSet, split_windows
 from faultdiag.errors import DataError
 
-__all__ = ["Prepared", "prepare", "signal_stats", "rms_stats", "is_lazy"]
+__all__ = ["Prepared", "prepare", "signal_stats", "rms_stats", "is_lazy", "class_table", "format_class_table"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +51,36 @@ def rms_stats(rms: np.ndarray) -> dict[str, float]:
     q = np.percentile(rms, [0, 5, 50, 95, 100]) if rms.size else [float("nan")] * 5
     return {"rms_min": float(q[0]), "rms_p05": float(q[1]), "rms_median": float(q[2]),
             "rms_p95": float(q[3]), "rms_max": float(q[4]), "n_windows": int(rms.size)}
+
+
+def class_table(prepared: Prepared) -> list[dict[str, Any]]:
+    """Per class: recordings and windows in each split (``recordings_train``, ``windows_train`` ...).
+
+    A recording counts in a split when it gave that split a window (every recording is cut into
+    time regions, so most count in all three). Pure: reads only ``y`` and ``groups``.
+    """
+    rows = []
+    for k, name in enumerate(prepared.class_names):
+        row: dict[str, Any] = {"class": name}
+        for split in ("train", "val", "test"):
+            ws = getattr(prepared, split)
+            mine = np.asarray(ws.y) == k
+            row[f"recordings_{split}"] = int(np.unique(np.asarray(ws.groups)[mine]).size)
+            row[f"windows_{split}"] = int(mine.sum())
+        rows.append(row)
+    return rows
+
+
+def format_class_table(rows: list[dict[str, Any]]) -> str:
+    """:func:`class_table` as aligned text: class, then recordings/windows per split."""
+    head = ["class", "recordings (train/val/test)", "windows train", "val", "test"]
+    body = [[r["class"], f"{r['recordings_train']}/{r['recordings_val']}/{r['recordings_test']}",
+             str(r["windows_train"]), str(r["windows_val"]), str(r["windows_test"])] for r in rows]
+    total = ["total", "", *(str(sum(r[f"windows_{s}"] for r in rows)) for s in ("train", "val", "test"))]
+    cells = [head, *body, total]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    return "\n".join("  ".join(c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i]) for i in range(len(head))).rstrip()
+                     for c in cells)
 
 
 def is_lazy(ws: Any) -> bool:
