@@ -66,7 +66,7 @@ def test_time_vector_in_ms_in_a_mat_file(tmp_path):
 def test_sidecar_json_gives_the_rate(tmp_path, side_name):
     path = tmp_path / "run.csv"
     path.write_text("".join(f"{v:.5f}\n" for v in np.sin(np.arange(N) / 5.0)))
-    with pytest.raises(ConfigError, match=r"--fs-hz in diagnose and data inspect.*run.csv.json"):
+    with pytest.raises(ConfigError, match=r"--fs-hz in diagnose and data inspect.*sidecar file"):
         read_recording(path)
     (tmp_path / side_name).write_text(json.dumps({"fs_hz": 8192, "rpm": 1480, "note": "x"}))
     src = open_recording(path)

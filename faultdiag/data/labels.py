@@ -168,9 +168,10 @@ def _tokens(stem: str) -> set[str]:
 def label_warnings(entries: Sequence[tuple[PurePosixPath, str]], rule: LabelRule) -> list[str]:
     """Warnings about labels that look wrong for ``entries`` ``(path relative to root, label)``.
 
-    Checked: a single label; the same file names under several labels (the labels look like a
-    grouping, e.g. rigs, not classes); every class holding files whose names carry another
-    class's name; every label also naming folders at another depth of the layout.
+    Checked: a single label; the same file names under several labels while the names differ in
+    words within a label (the labels look like a grouping, e.g. rigs, and the names like classes;
+    ``1.mat``, ``2.mat`` in every class folder is fine); every class holding files whose names carry
+    another class's name; every label also naming folders at another depth of the layout.
     """
     if not entries:
         return []
@@ -181,10 +182,13 @@ def label_warnings(entries: Sequence[tuple[PurePosixPath, str]], rule: LabelRule
         out.append(f"every recording got the label '{labels[0]}' ({how}); training needs two classes or more.")
         return out
     under: dict[str, set[str]] = defaultdict(set)
+    words: dict[str, set[frozenset]] = defaultdict(set)  # the words in names, per label
     for rel, lab in entries:
         under[rel.name].add(lab)
+        words[lab].add(frozenset(re.findall(r"[a-z]+", PurePosixPath(rel.name).stem.lower())))
     shared = [n for n, labs in under.items() if len(labs) > 1]
-    if len(shared) * 2 >= len(under):
+    names_say_more = any(len(w) > 1 for w in words.values())  # not just 1.mat, 2.mat ... in every class
+    if names_say_more and len(shared) * 2 >= len(under):
         example = shared[0]
         out.append(f"{len(shared)} of {len(under)} file names (e.g. '{example}') occur under several labels "
                    f"{sorted(under[example])} ({how}): the labels look like a grouping (rig, session, speed), not "

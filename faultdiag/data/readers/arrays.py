@@ -22,7 +22,7 @@ import numpy as np
 
 from faultdiag.data.readers.scalars import leaf, numeric_scalars, stated_fs, stated_meta
 from faultdiag.data.readers.source import (
-    FS_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, select_channels, source_from_recording, time_scale,
+    RecordingSource, file_label, fs_from_time, resolve_fs, select_channels, source_from_recording, time_scale,
 )
 from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
@@ -156,7 +156,7 @@ def recording_from_arrays(path: Path, arrays: Mapping[str, Any], fmt: str, *, fs
         file_fs = fs_from_time(path, t, what)
     refs = [r for key, arr in numeric.items() for r in channel_refs(key, arr.shape)]
     refs = pick_refs(path, refs, channels, list(arrays))
-    fs = resolve_fs(path, file_fs, fs_hz, what or f"no {'/'.join(FS_NAMES)} variable or time vector")
+    fs = resolve_fs(path, file_fs, fs_hz, what or "no fs/fs_hz/sr/sampling_rate variable or time vector")
     signal = read_span(numeric.__getitem__, refs, 0, refs[0].n_samples)
     if label is None:
         label = file_label(other["label"]) if "label" in other else None

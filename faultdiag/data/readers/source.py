@@ -160,8 +160,8 @@ def resolve_fs(path: Any, file_fs_hz: float | None, fs_hz: float | None, what: s
     if file_fs_hz is None and fs_hz is None:
         raise MissingRateError(
             f"{path} does not state its sampling rate ({what}); give it with the fs_hz option (--fs-hz in "
-            f"diagnose and data inspect, data.source_fs_hz in a config) or in a sidecar file "
-            f"{getattr(path, 'name', path)}.json holding {{\"fs_hz\": ...}}."
+            f"diagnose and data inspect, data.source_fs_hz in a config) or in a sidecar file beside it "
+            f"(<file name>.json holding {{\"fs_hz\": ...}})."
         )
     if file_fs_hz is None:
         return float(fs_hz)
