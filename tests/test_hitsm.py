@@ -63,3 +63,24 @@ def test_shipped_config(shared_data):
     cfg = load_config("configs/hitsm.toml", [f'data.data_dir="{shared_data / "hitsm"}"'])
     assert cfg.data.source == "hitsm" and cfg.data.fs_hz is None and cfg.data.rigs == ("spectraquest_mfs",)
     assert set(cfg.sweep.models) == {"drsn-cw", "resnet", "wdcnn"} and cfg.data.bearing == "6205"
+
+
+@pytest.mark.slow
+def test_cross_speed_model_diagnoses_unseen_speed(shared_data, tmp_path):
+    """Train on 600 and 900 rpm (MFS rig, 2 epochs), diagnose the 1200 rpm files: labels and speeds
+    come from the HIT-SM names, the bearing (6205) from the source, the envelope check runs."""
+    from faultdiag.diagnose import diagnose, summarize
+    from faultdiag.training import train_model
+
+    root = shared_data / "hitsm"
+    if not (root / "spectraquest_mfs").is_dir():
+        pytest.skip("HIT-SM files not in the shared data")
+    cfg = load_config("configs/hitsm.toml", [f'data.data_dir="{root}"', "data.speeds_rpm=[600, 900]",
+                                             "train.epochs=2", "train.threads=1", "device=cpu"])
+    train_model(cfg, tmp_path / "m", progress=False)
+    df = diagnose(tmp_path / "m" / "checkpoint.pt", sorted((root / "spectraquest_mfs").glob("*_1200.mat")))
+    assert df["error"].isna().all() and list(df["true"]) == [p.split("/")[-1].split("_")[0] for p in df["file"]]
+    assert (df["rpm"] == 1200).all() and (df["bearing"] == "SKF 6205-2RS JEM").all()
+    faulty = df[df["true"] != "Normal"]
+    assert (faulty["envelope_fault"] == faulty["true"].map(lambda t: {"I": "inner_race", "O": "outer_race"}[t[0]])).all()
+    assert summarize(df, df.attrs["class_names"])["n_files"] == 7

@@ -23,12 +23,16 @@ def _reason(file: str, error: str) -> str:
 
 
 def failure_lines(failures: Iterable[tuple[str, str]], prefix: str) -> list[str]:
-    """``"<prefix>: <file>: <reason>"`` per failure; files with one reason in common share a line
-    (``"<prefix>: 42 files (a.mat, b.mat, ...): <reason>"``)."""
+    """``"<prefix>: <file>: <reason>"`` per failure (the message alone when it names the file); files with one
+    reason in common share a line (``"<prefix>: 42 files (a.mat, b.mat, ...): <reason>"``)."""
     groups: dict[str, list[str]] = {}
-    for file, error in failures:
-        groups.setdefault(_reason(file, error), []).append(file)
     lines = []
+    for file, error in failures:
+        reason = _reason(file, error)
+        if file in reason:  # the message names the file itself, mid-sentence: print it as it is
+            lines.append(f"{prefix}: {reason}")
+        else:
+            groups.setdefault(reason, []).append(file)
     for reason, files in groups.items():
         if len(files) >= GROUP_AT:
             shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
