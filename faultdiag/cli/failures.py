@@ -14,11 +14,9 @@ def _reason(file: str, error: str) -> str:
     for prefix in (f"{file}: ", f"{file} "):
         if text.startswith(prefix):
             return text[len(prefix):]
-    tail = file.replace("\\", "/").rsplit("/", 1)[-1]
-    if text.startswith("/") or text.startswith("."):
-        head, sep, rest = text.partition(" ")
-        if head.rstrip(":").endswith(tail):
-            return rest
+    head, _, rest = text.partition(" ")
+    if rest and head.rstrip(":").replace("\\", "/").endswith(file.replace("\\", "/")):
+        return rest  # the message starts with the file's full path
     return text
 
 
