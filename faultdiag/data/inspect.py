@@ -111,8 +111,10 @@ def _rate_warnings(rows: list[dict[str, Any]], data: DataConfig) -> list[str]:
         listing = ", ".join(f"{n} at {fs:g} Hz" for fs, n in sorted(rates.items()))
         return [f"the recordings have different sampling rates ({listing}): training needs data.fs_hz set "
                 "(the others are then resampled)."]
-    if data.fs_hz is not None and any(abs(fs - data.fs_hz) > 1e-6 for fs in rates):
-        return [f"data.fs_hz = {data.fs_hz:g}: training resamples recordings at {sorted(rates)} Hz to it."]
+    other = {fs: n for fs, n in rates.items() if data.fs_hz is not None and abs(fs - data.fs_hz) > 1e-6}
+    if other:
+        listing = ", ".join(f"{n} at {fs:g} Hz" for fs, n in sorted(other.items()))
+        return [f"data.fs_hz = {data.fs_hz:g}: training resamples {listing} to it."]
     return []
 
 
@@ -126,6 +128,8 @@ def inspect_config(data: DataConfig) -> Inspection:
         result = inspect_files([data.data_dir], DataConfig(source="files", paths=(data.data_dir,), label_from="parent"))
         for row in result.rows:
             row["train_label"] = row["label"]  # the CWRU catalogue labels the files
+        result.rows = [r for r in result.rows if (not data.classes or r["label"] in data.classes)
+                       and (r.get("load_hp") is None or r["load_hp"] in data.loads)]
         result.warnings = _rate_warnings(result.rows, data)
         return result
     return _inspect_hitsm(data)
