@@ -11,7 +11,8 @@ from faultdiag.cli import main
 from faultdiag.config import load_config
 from faultdiag.data.readers import write_recording
 from faultdiag.data.recording import Recording
-from faultdiag.training.prepare import class_table, format_class_table, prepare
+from faultdiag.cli.run import format_class_table
+from faultdiag.training.prepare import class_table, prepare
 
 TINY = ["data.window_len=256", "data.hop=256", "model.widths=[4, 4]", "model.units=[1, 1]",
         "model.stage_strides=[2, 2]", "model.stem_channels=4", "train.epochs=1", "train.batch_size=32",

@@ -105,9 +105,21 @@ def _out_dir(args: argparse.Namespace, command: str) -> Path:
     return Path("runs") / f"{command}-{Path(args.config).stem if args.config else 'defaults'}"
 
 
+def format_class_table(rows: list[dict[str, Any]]) -> str:
+    """:func:`faultdiag.training.prepare.class_table` as aligned text: class, then recordings/windows per split."""
+    head = ["class", "recordings (train/val/test)", "windows train", "val", "test"]
+    body = [[r["class"], f"{r['recordings_train']}/{r['recordings_val']}/{r['recordings_test']}",
+             str(r["windows_train"]), str(r["windows_val"]), str(r["windows_test"])] for r in rows]
+    total = ["total", "", *(str(sum(r[f"windows_{s}"] for r in rows)) for s in ("train", "val", "test"))]
+    cells = [head, *body, total]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    return "\n".join("  ".join(c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i]) for i in range(len(head))).rstrip()
+                     for c in cells)
+
+
 def _print_classes(prepared: Any) -> None:
     """What the training will see: rate, window, channels and the per-class table (before training)."""
-    from faultdiag.training.prepare import class_table, format_class_table
+    from faultdiag.training.prepare import class_table
 
     inputs = prepared.inputs
     print(f"data: {len(prepared.class_names)} classes at {inputs.fs_hz:g} Hz, windows of {inputs.window_len} samples "

@@ -19,7 +19,7 @@ from faultdiag.data.normalize import Standardizer
 from faultdiag.data.windows import WindowSet, split_windows
 from faultdiag.errors import DataError
 
-__all__ = ["Prepared", "prepare", "signal_stats", "rms_stats", "is_lazy", "class_table", "format_class_table"]
+__all__ = ["Prepared", "prepare", "signal_stats", "rms_stats", "is_lazy", "class_table"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,18 +69,6 @@ def class_table(prepared: Prepared) -> list[dict[str, Any]]:
             row[f"windows_{split}"] = int(mine.sum())
         rows.append(row)
     return rows
-
-
-def format_class_table(rows: list[dict[str, Any]]) -> str:
-    """:func:`class_table` as aligned text: class, then recordings/windows per split."""
-    head = ["class", "recordings (train/val/test)", "windows train", "val", "test"]
-    body = [[r["class"], f"{r['recordings_train']}/{r['recordings_val']}/{r['recordings_test']}",
-             str(r["windows_train"]), str(r["windows_val"]), str(r["windows_test"])] for r in rows]
-    total = ["total", "", *(str(sum(r[f"windows_{s}"] for r in rows)) for s in ("train", "val", "test"))]
-    cells = [head, *body, total]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    return "\n".join("  ".join(c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i]) for i in range(len(head))).rstrip()
-                     for c in cells)
 
 
 def is_lazy(ws: Any) -> bool:
