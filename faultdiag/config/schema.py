@@ -47,8 +47,8 @@ class DataConfig:
     ``loads`` (simulated, cwru) and ``channel`` (cwru: ``DE``; files: None = all channels) are
     source keys; a key that does not apply to the source is warned about.  ``bearing``: the
     bearing for the envelope check (:mod:`faultdiag.bearings`), kept in the checkpoint.
-    ``classes`` empty = all of the source's classes.  ``hop`` is the training hop; ``eval_hop`` (None = ``window_len``) the hop of
-    validation and test windows.  ``split``: time-region ratios (train, val, test) of every
+    ``classes`` empty = all of the source's classes.  ``hop`` is the training hop; ``eval_hop``
+    (None = ``window_len``) the hop of validation and test windows.  ``split``: time-region ratios (train, val, test) of every
     recording.  ``normalize``: ``global`` (per-channel standardiser fitted on training windows),
     ``window`` (z-score of each window) or ``none``.  ``cache``: an HDF5 cache written by
     ``faultdiag data cache``; when set, recordings come from it (not from ``source``) and
