@@ -39,7 +39,8 @@ from faultdiag.bearing import DRIVE_END_6205, FAN_END_6203
 from faultdiag.bearings import Bearing, parse_bearing
 from faultdiag.diagnose.model import Predictor, load_predictor, select_rows
 from faultdiag.diagnose.physics import PhysicsInputs, default_bearing, resolve_inputs, run_check
-from faultdiag.diagnose.rows import agreement, envelope_columns, fault_kind, verdict_columns
+from faultdiag.diagnose.rows import (FLAT_SHARE, MIN_WINDOWS, RMS_FAR_SHARE, agreement, envelope_columns,  # noqa: F401
+                                     fault_kind, verdict_columns)
 from faultdiag.diagnose.stream import (FLAT_REL, Excerpt, SignalChecks, WindowTally, iter_windows, resample_blocks,
                                        resample_ratio)
 from faultdiag.diagnose.truth import read_info, summarize, truth_rule
