@@ -53,7 +53,7 @@ load_predictor(sys.argv[1])  # warm-up: imports, first checkpoint load
 rss0 = peak_mb()
 t0 = time.perf_counter()
 jit = {"auto": None, "on": True, "off": False}[sys.argv[5]]
-df = diagnose(sys.argv[1], [sys.argv[2]], batch_size=int(sys.argv[4]), rpm=1797, jit=jit)
+df = diagnose(sys.argv[1], [sys.argv[2]], batch_size=int(sys.argv[4]), rpm=1797, bearing="6205", jit=jit)
 wall = time.perf_counter() - t0
 row = df.iloc[0]
 print(json.dumps({"wall_s": wall, "peak_rss_mb": peak_mb(), "rss_before_mb": rss0, "n_windows": int(row["n_windows"]), "error": row["error"]}))

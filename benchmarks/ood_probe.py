@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from faultdiag.data.normalize import Standardizer
 from faultdiag.data.readers import read_recording
 from faultdiag.data.windows import frame, split_windows
-from faultdiag.diagnose_stream import RMS_FAR_FACTOR
+from faultdiag.diagnose.stream import RMS_FAR_FACTOR
 from faultdiag.diagnose import RMS_FAR_SHARE
 from faultdiag.models.networks import build_model
 from faultdiag.ood import FeatureDensity, auroc, energy_score, penultimate_features, recording_verdict

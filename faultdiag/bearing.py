@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from faultdiag.errors import ConfigError
 
-__all__ = ["BearingGeometry", "DRIVE_END_6205", "FAN_END_6203", "fault_frequencies"]
+__all__ = ["BearingGeometry", "BearingOrders", "DRIVE_END_6205", "FAN_END_6203", "fault_frequencies"]
 
 
 def _positive(name: str, value: object) -> float:
@@ -74,6 +74,37 @@ class BearingGeometry:
         """``d / D * cos(phi)``, the dimensionless ratio every fault frequency depends on."""
         return self.ball_diameter_in / self.pitch_diameter_in * math.cos(math.radians(self.contact_angle_deg))
 
+    def orders(self) -> dict[str, float]:
+        """The fault frequencies as multiples of shaft speed: ``{"bpfi", "bpfo", "bsf", "ftf"}`` (formulas above)."""
+        r, n = self.ratio, self.n_balls
+        return {"bpfi": n / 2.0 * (1.0 + r), "bpfo": n / 2.0 * (1.0 - r),
+                "bsf": self.pitch_diameter_in / (2.0 * self.ball_diameter_in) * (1.0 - r * r), "ftf": (1.0 - r) / 2.0}
+
+
+@dataclass(frozen=True)
+class BearingOrders:
+    """A bearing known only by its fault frequencies as multiples of shaft speed ("orders").
+
+    Manufacturers' calculators and data-set documentation often give these instead of the geometry.
+    ``bsf`` is the once-per-revolution ball spin frequency (a ball fault impacts at ``2 x bsf``).
+    """
+
+    bpfo: float
+    bpfi: float
+    bsf: float
+    ftf: float
+    name: str = "bearing"
+
+    def __post_init__(self) -> None:
+        for key in ("bpfo", "bpfi", "bsf", "ftf"):
+            _positive(key, getattr(self, key))
+        if not self.ftf < 1:
+            raise ConfigError(f"The 'ftf' parameter (cage frequency in orders of shaft speed) must be below 1; "
+                              f"got {self.ftf!r}.")
+
+    def orders(self) -> dict[str, float]:
+        return {"bpfi": float(self.bpfi), "bpfo": float(self.bpfo), "bsf": float(self.bsf), "ftf": float(self.ftf)}
+
 
 DRIVE_END_6205 = BearingGeometry(
     n_balls=9, ball_diameter_in=0.3126, pitch_diameter_in=1.537, contact_angle_deg=0.0, name="SKF 6205-2RS JEM"
@@ -86,11 +117,11 @@ FAN_END_6203 = BearingGeometry(
 """Fan-end bearing of the CWRU test rig."""
 
 
-def fault_frequencies(geometry: BearingGeometry, shaft_hz: float) -> dict[str, float]:
+def fault_frequencies(geometry: BearingGeometry | BearingOrders, shaft_hz: float) -> dict[str, float]:
     """Characteristic fault frequencies of ``geometry`` at shaft speed ``shaft_hz``.
 
     Args:
-        geometry: the bearing.
+        geometry: the bearing, by its geometry or by its fault frequencies in orders of shaft speed.
         shaft_hz: shaft (inner-race) rotation frequency in Hz, ``rpm / 60``; outer race fixed.
 
     Returns:
@@ -100,15 +131,8 @@ def fault_frequencies(geometry: BearingGeometry, shaft_hz: float) -> dict[str, f
     Example: the CWRU drive end at 1797 rpm (29.95 Hz) gives BPFI 162.19, BPFO 107.36,
     FTF 11.93 and BSF 70.58 Hz (2 x BSF = 141.17 Hz).
     """
-    if not isinstance(geometry, BearingGeometry):
-        raise ConfigError(f"The 'geometry' parameter must be a BearingGeometry; got {type(geometry).__name__}.")
+    if not isinstance(geometry, (BearingGeometry, BearingOrders)):
+        raise ConfigError(f"The 'geometry' parameter must be a BearingGeometry or BearingOrders; "
+                          f"got {type(geometry).__name__}.")
     fr = _positive("shaft_hz", shaft_hz)
-    r = geometry.ratio
-    n = geometry.n_balls
-    spin_factor = geometry.pitch_diameter_in / (2.0 * geometry.ball_diameter_in)
-    return {
-        "bpfi_hz": n * fr / 2.0 * (1.0 + r),
-        "bpfo_hz": n * fr / 2.0 * (1.0 - r),
-        "bsf_hz": spin_factor * fr * (1.0 - r * r),
-        "ftf_hz": fr / 2.0 * (1.0 - r),
-    }
+    return {f"{key}_hz": order * fr for key, order in geometry.orders().items()}

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import signal
 from scipy.fft import next_fast_len
 
-from faultdiag.bearing import DRIVE_END_6205, BearingGeometry, fault_frequencies
+from faultdiag.bearing import DRIVE_END_6205, BearingGeometry, BearingOrders, fault_frequencies
 from faultdiag.errors import ConfigError, DataError
 
 __all__ = ["DEFAULT_BAND_HZ", "FAULT_NAMES", "select_band", "envelope_spectrum", "fault_frequency_report"]
@@ -170,7 +170,7 @@ def fault_frequency_report(
     x: np.ndarray,
     fs_hz: float,
     shaft_hz: float,
-    geometry: BearingGeometry = DRIVE_END_6205,
+    geometry: BearingGeometry | BearingOrders = DRIVE_END_6205,
     harmonics: int = 2,
     *,
     band_hz: tuple[float, float] | None = None,
@@ -194,7 +194,7 @@ def fault_frequency_report(
         x: signal ``(T,)`` or ``(1, T)``, ideally several seconds long.
         fs_hz: sampling rate in Hz.
         shaft_hz: shaft speed in Hz (rpm / 60).
-        geometry: the bearing.
+        geometry: the bearing (its geometry, or its fault frequencies in orders of shaft speed).
         harmonics: number of harmonics per family, the fundamental included (>= 1).
         band_hz: demodulation band, ``None`` for :func:`select_band`.
         tolerance: relative search half-width around each line.

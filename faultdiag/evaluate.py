@@ -250,6 +250,7 @@ def score_training(result: Any, cfg: Any, out_dir: str | os.PathLike) -> list[di
     """Test metrics of a fresh training (clean, plus its training noise if any) → ``out_dir/metrics.json``."""
     from faultdiag.config import config_to_dict
     from faultdiag.provenance import code_revision, write_json
+    from faultdiag.training.prepare import class_table
 
     fixed_snr = cfg.noise.train in ("fixed", "fresh")
     rows = evaluate_snrs(result.model, result.prepared, kinds=(cfg.noise.kind,),
@@ -257,7 +258,7 @@ def score_training(result: Any, cfg: Any, out_dir: str | os.PathLike) -> list[di
                          batch_size=cfg.train.eval_batch_size, device=cfg.device)
     write_json(os.path.join(out_dir, "metrics.json"), {
         "config": config_to_dict(cfg), "best_epoch": result.best_epoch, "data_fingerprint": result.prepared.fingerprint,
-        "code_revision": code_revision(), "test": rows})
+        "class_table": class_table(result.prepared), "code_revision": code_revision(), "test": rows})
     return rows
 
 

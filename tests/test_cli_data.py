@@ -48,8 +48,9 @@ def test_inspect_table_and_bad_file(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert code == 1
     lines = out.splitlines()
-    assert lines[0].split() == ["file", "channels", "fs_hz", "samples", "seconds", "label", "rpm", "load_hp"]
-    assert lines[1].split() == ["105.mat", "DE", "12000", "1200", "0.100", "IR007", "1797", "0"]
+    assert lines[0].split() == ["file", "channels", "fs_hz", "samples", "seconds", "label", "train_label", "rpm", "load_hp"]
+    assert lines[1].split() == ["105.mat", "DE", "12000", "1200", "0.100", "IR007", tmp_path.name, "1797", "0"]
+    assert "warning: every recording got the label" in out  # one folder: one class
     assert "unreadable: zz_broken.mat" in out
     code, data = _inspect_json(capsys, str(tmp_path / "105.mat"), str(tmp_path / "zz_broken.mat"))
     assert code == 1 and len(data["recordings"]) == 1 and data["unreadable"][0]["error"]
@@ -97,3 +98,36 @@ def test_simulate_command(tmp_path: Path, capsys):
     code, data = _inspect_json(capsys, str(tmp_path))
     assert code == 0 and len(data["recordings"]) == len(written)
     assert all(abs(r["seconds"] - 0.2) < 0.01 for r in data["recordings"])
+
+
+def test_inspect_shows_train_labels_and_layout_warnings(tmp_path: Path, capsys):
+    """class/rig/file layout: the parent folder (rig) is a wrong label; folder:1 is right."""
+    rng = np.random.default_rng(0)
+    for cls in ("IR", "OR"):
+        for rig in ("rigA", "rigB"):
+            (tmp_path / cls / rig).mkdir(parents=True)
+            for rpm in (600, 900):
+                savemat(tmp_path / cls / rig / f"{cls}_{rpm}.mat", {"x": rng.standard_normal((500, 1)), "fs": 1000.0})
+    (tmp_path / "labels.csv").write_text("file,label\nIR/rigA/IR_600.mat,IR\n")  # a file table: not a recording
+    code, out = _inspect_json(capsys, str(tmp_path))
+    assert code == 0 and len(out["recordings"]) == 8
+    assert {r["train_label"] for r in out["recordings"]} == {"rigA", "rigB"}
+    assert any("occur under several labels" in w for w in out["warnings"])
+    code, out = _inspect_json(capsys, str(tmp_path), "--label-from", "folder:1")
+    assert {r["train_label"] for r in out["recordings"]} == {"IR", "OR"} and out["warnings"] == []
+    assert main(["data", "inspect", str(tmp_path), "--label-from", "folder:1"]) == 0
+    assert "train labels: IR (4), OR (4)" in capsys.readouterr().out
+
+
+def test_inspect_a_config_and_grouped_failures(tmp_path: Path, capsys, shared_data):
+    hitsm = shared_data / "hitsm"
+    if not (hitsm / "self_built").is_dir():
+        pytest.skip("HIT-SM files not in the shared data")
+    code, out = _inspect_json(capsys, "--config", "configs/hitsm.toml", "--set", f'data.data_dir="{hitsm}"',
+                              "--set", "data.speeds_rpm=[600]")
+    assert code == 0 and len(out["recordings"]) == 7
+    assert {r["train_label"] for r in out["recordings"]} == {"Normal", "IR2", "IR5", "IR8", "OR2", "OR5", "OR8"}
+    assert main(["data", "inspect", str(hitsm / "self_built")]) == 1  # no rate in the files
+    text = capsys.readouterr().out
+    assert text.count("does not state its sampling rate") == 1 and "21 files (" in text
+    assert "data.source = 'hitsm'" in text

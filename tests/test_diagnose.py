@@ -185,10 +185,11 @@ def test_cli_mixed_good_and_bad_files(sim_model, sim_files, tmp_path, capsys):
             str(paths["outer_race"]), "--rpm", str(RPM_LOAD1), "--no-progress"]
     assert main([*args, "--json"]) == 1
     out, err = capsys.readouterr()
-    rows = json.loads(out)
+    rows = json.loads(out)["recordings"]
     assert [r["predicted"] for r in rows if r["error"] is None] == ["inner_race", "outer_race"]
     assert {r["file"] for r in rows if r["error"]} == {str(garbage), str(tmp_path / "missing.h5")}
     assert "garbage.csv" in err and "missing.h5" in err
+    assert all(line.count("missing.h5") <= 1 and line.count("garbage.csv") <= 1 for line in err.splitlines())
 
     csv_out = tmp_path / "out" / "results.csv"
     assert main([*args, "--csv", str(csv_out)]) == 1

@@ -171,7 +171,8 @@ def test_load_dataset_files_labels_from_folders_and_csv(tmp_path):
     _write_files(tmp_path / "d")
     ds = load_dataset(DataConfig(source="files", paths=(str(tmp_path / "d"),), fs_hz=1000.0))
     assert ds.class_names == ("faulty", "healthy") and len(ds.recordings) == 4
-    assert sorted(ds.fingerprint["files"]) == ["faulty0.csv", "faulty1.csv", "healthy0.csv", "healthy1.csv"]
+    assert sorted(ds.fingerprint["files"]) == ["faulty/faulty0.csv", "faulty/faulty1.csv", "healthy/healthy0.csv",
+                                              "healthy/healthy1.csv"]  # relative to the data root
     labels = tmp_path / "labels.csv"
     labels.write_text("file,label\nhealthy0.csv,a\nhealthy1.csv,a\nfaulty0.csv,b\nfaulty1.csv,a\n")
     ds = load_dataset(DataConfig(source="files", paths=(str(tmp_path / "d"),), labels=str(labels), fs_hz=1000.0))

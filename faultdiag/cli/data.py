@@ -11,7 +11,7 @@ from typing import Any
 
 from faultdiag.errors import ConfigError, DataError
 
-_COLUMNS = ("file", "channels", "fs_hz", "samples", "seconds", "label", "rpm", "load_hp")
+_COLUMNS = ("file", "channels", "fs_hz", "samples", "seconds", "label", "train_label", "rpm", "load_hp")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +19,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description="Inspect recordings, download public data sets, simulate recordings.")
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
 
-    p = sub.add_parser("inspect", help="list recordings: channels, rate, length, label, speed, load")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (searched recursively)")
+    p = sub.add_parser(
+        "inspect", help="list recordings: channels, rate, length, label training would give, speed, load",
+        description=("List recordings as training would read them: channels, rate, length, the label the file\n"
+                     "states (label) and the one training gives it (train_label, by --label-from or the config's\n"
+                     "data.label_from), speed and load; then warnings about labels that look wrong."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples: faultdiag data inspect recordings/ --label-from folder:1\n"
+               "          faultdiag data inspect --config configs/hitsm.toml --set data.data_dir=data/hitsm")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (searched recursively)")
+    p.add_argument("--config", metavar="TOML", help="inspect what this config's [data] section names (no PATH)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                   help="override a config key, e.g. --set data.label_from=folder:1 (repeatable)")
+    p.add_argument("--label-from", metavar="RULE", help="parent (default), folder:N, regex:PATTERN or csv (with --labels)")
+    p.add_argument("--labels", metavar="CSV", help="labels CSV with columns file,label (paths relative to the CSV)")
+    p.add_argument("--variable", metavar="NAME", help="the signal to read in each file (e.g. bearing.gs)")
+    p.add_argument("--skip-rows", type=int, metavar="N", help="text files: lines before the header (default: detected)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--fs-hz", type=float, default=None, help="sampling rate for files that do not state one")
     p.set_defaults(func=_inspect)
@@ -56,34 +70,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cache)
 
 
-def _describe(path: Path, shown: str, fs_hz: float | None) -> dict[str, Any]:
-    from faultdiag.data.readers import open_recording
-
-    src = open_recording(path, fs_hz=fs_hz)
-    n = src.n_samples
-    if n is None:  # CSV: count by streaming blocks
-        n = sum(block.shape[1] for _, block in src.iter_blocks(1 << 16))
-    row = {"file": shown, "channels": ",".join(src.channels), "fs_hz": src.fs_hz, "samples": n,
-           "seconds": round(n / src.fs_hz, 3), "label": src.label, "rpm": src.meta.get("rpm"),
-           "load_hp": src.meta.get("load_hp")}
-    for key in ("fault", "diameter_in", "or_position", "cwru_number", "format"):
-        if src.meta.get(key) is not None:
-            row[key] = src.meta[key]
-    return row
-
-
-def _expand(arg: str) -> list[tuple[Path, str]] | str:
-    """(file, name to show) pairs for one PATH argument, or the reason it gave none."""
-    from faultdiag.data.readers import find_recordings
-
-    root = Path(arg)
-    try:
-        files = find_recordings([root])
-    except DataError as exc:
-        return str(exc)
-    return [(f, str(f.relative_to(root)) if root.is_dir() else str(f)) for f in files]
-
-
 def _format_table(rows: list[dict[str, Any]]) -> str:
     def cell(value: Any) -> str:
         if value is None:
@@ -92,37 +78,56 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
             return f"{value:.0f}" if value.is_integer() else f"{value:.3f}"
         return str(value)
 
-    cells = [list(_COLUMNS)] + [[cell(r.get(c)) for c in _COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(_COLUMNS))]
+    columns = [c for c in _COLUMNS if c in ("file", "train_label") or any(r.get(c) is not None for r in rows)]
+    for extra in ("variable", "rig"):
+        if any(r.get(extra) for r in rows):
+            columns.insert(1, extra)
+    cells = [columns] + [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     numeric = {"fs_hz", "samples", "seconds", "rpm", "load_hp"}
     lines = []
     for row in cells:
-        parts = [v.rjust(w) if c in numeric else v.ljust(w) for v, w, c in zip(row, widths, _COLUMNS)]
+        parts = [v.rjust(w) if c in numeric else v.ljust(w) for v, w, c in zip(row, widths, columns)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
 
 
+def _inspection(args: argparse.Namespace) -> Any:
+    from faultdiag.config import DataConfig, load_config
+    from faultdiag.data.inspect import inspect_config, inspect_files
+
+    if args.config or args.overrides:
+        if args.paths:
+            raise ConfigError("Give PATHs or --config/--set, not both (the config names the data).")
+        return inspect_config(load_config(args.config, args.overrides).data)
+    if not args.paths:
+        raise ConfigError("Give at least one PATH, or --config with a [data] section.")
+    data = DataConfig(source="files", paths=tuple(args.paths), label_from=args.label_from, labels=args.labels,
+                      variable=args.variable, skip_rows=args.skip_rows)
+    return inspect_files(list(args.paths), data, fs_hz=args.fs_hz)
+
+
 def _inspect(args: argparse.Namespace) -> int:
-    rows: list[dict[str, Any]] = []
-    failures: list[dict[str, str]] = []
-    for arg in args.paths:
-        found = _expand(arg)
-        if isinstance(found, str):
-            failures.append({"file": arg, "error": found})
-            continue
-        for path, shown in found:
-            try:
-                rows.append(_describe(path, shown, args.fs_hz))
-            except (DataError, ConfigError) as exc:
-                failures.append({"file": shown, "error": str(exc)})
+    from faultdiag.data.labels import describe_entries
+
+    found = _inspection(args)
+    rows, failures = found.rows, found.failures
     if args.json:
-        print(json.dumps({"recordings": rows, "unreadable": failures}, indent=2, default=str))
-    else:
-        if rows:
-            print(_format_table(rows))
-        print(f"{len(rows)} recording(s) read, {len(failures)} unreadable.")
-        for fail in failures:
-            print(f"unreadable: {fail['file']}: {fail['error']}")
+        print(json.dumps({"recordings": rows, "unreadable": failures, "warnings": found.warnings}, indent=2,
+                         default=str))
+        return 1 if failures else 0
+    if rows:
+        print(_format_table(rows))
+    print(f"{len(rows)} recording(s) read, {len(failures)} unreadable.")
+    labelled = [(r["file"], r["train_label"]) for r in rows if r.get("train_label") is not None]
+    if labelled:
+        print(f"train labels: {describe_entries(labelled)}")
+    from faultdiag.cli.failures import failure_lines
+
+    for line in failure_lines(((f["file"], f["error"]) for f in failures), "unreadable"):
+        print(line)
+    for warning in found.warnings:
+        print(f"warning: {warning}")
     return 1 if failures else 0
 
 

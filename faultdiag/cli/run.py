@@ -107,6 +107,28 @@ def _out_dir(args: argparse.Namespace, command: str) -> Path:
     return Path("runs") / f"{command}-{Path(args.config).stem if args.config else 'defaults'}"
 
 
+def format_class_table(rows: list[dict[str, Any]]) -> str:
+    """:func:`faultdiag.training.prepare.class_table` as aligned text: class, then recordings/windows per split."""
+    head = ["class", "recordings (train/val/test)", "windows train", "val", "test"]
+    body = [[r["class"], f"{r['recordings_train']}/{r['recordings_val']}/{r['recordings_test']}",
+             str(r["windows_train"]), str(r["windows_val"]), str(r["windows_test"])] for r in rows]
+    total = ["total", "", *(str(sum(r[f"windows_{s}"] for r in rows)) for s in ("train", "val", "test"))]
+    cells = [head, *body, total]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    return "\n".join("  ".join(c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i]) for i in range(len(head))).rstrip()
+                     for c in cells)
+
+
+def _print_classes(prepared: Any) -> None:
+    """What the training will see: rate, window, channels and the per-class table (before training)."""
+    from faultdiag.training.prepare import class_table
+
+    inputs = prepared.inputs
+    print(f"data: {len(prepared.class_names)} classes at {inputs.fs_hz:g} Hz, windows of {inputs.window_len} samples "
+          f"({inputs.window_len / inputs.fs_hz * 1000:.3g} ms), channels {list(inputs.channels)}")
+    print(format_class_table(class_table(prepared)), flush=True)
+
+
 def _print_table(df: pd.DataFrame) -> None:
     from faultdiag import report
 
@@ -118,9 +140,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from faultdiag.evaluate import score_training, tidy
     from faultdiag.training import train_model
 
+    from faultdiag.training.prepare import prepare
+
     cfg = _load(args)
     out = _out_dir(args, "train")
-    result = train_model(cfg, out, resume=args.resume, progress=not args.no_progress)
+    prepared = prepare(cfg)
+    if context_from_env().is_main:
+        _print_classes(prepared)
+    result = train_model(cfg, out, prepared=prepared, resume=args.resume, progress=not args.no_progress)
     if not context_from_env().is_main:  # torchrun: rank 0 scores and writes the results
         return 0
     rows = score_training(result, cfg, out)
@@ -148,8 +175,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from faultdiag.sweep import run_sweep
+    from faultdiag.sweep.cell import PreparedCache
 
     cfg = _load(args)
+    cache = PreparedCache()
+    _print_classes(cache.get(cfg))
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, seeds=(args.seed,)))
     out = _out_dir(args, "sweep")
@@ -159,7 +189,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                  "skipped": "finished before, skipped", "failed": f"FAILED: {info.get('error')}"}[info["status"]]
         print(f"[{info['index']}/{info['total']}] {info['model']} {info['cell']}: {state}", file=sys.stderr, flush=True)
 
-    df = run_sweep(cfg, out, progress=not args.no_progress, resume=args.resume, on_cell=on_cell, jobs=args.jobs)
+    df = run_sweep(cfg, out, progress=not args.no_progress, resume=args.resume, on_cell=on_cell, jobs=args.jobs,
+                   cache=cache)
     print(f"sweep: protocol {cfg.sweep.protocol}, models {', '.join(cfg.sweep.models)}, seeds {list(cfg.sweep.seeds)}")
     _print_table(df)
     print(f"\nresults: {out / 'results.csv'}, {out / 'summary.md'}\nplot:    {out / 'accuracy_vs_snr.png'}\n"

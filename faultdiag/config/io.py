@@ -33,7 +33,7 @@ __all__ = ["read_toml", "load_config", "config_from_dict", "config_to_dict", "du
 _TOP_KEYS = ("seed", "device")
 _TYPE_NAMES = {bool: "a bool", int: "an int", float: "a number", str: "a string"}
 # Keys that do not change what a training learns: left out of training_key (sweep skipping, resume).
-NEUTRAL_KEYS = ("sweep", "device", "train.threads", "train.eval_batch_size")
+NEUTRAL_KEYS = ("sweep", "device", "train.threads", "train.eval_batch_size", "data.bearing")
 
 Tree = dict[str, Any]  # {"seed": .., "device": .., "<section>": {key: value}}
 

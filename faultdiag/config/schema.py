@@ -22,7 +22,10 @@ PROTOCOLS = ("train-clean", "matched", "train-mixed", "cross-domain")
 ADAPT_METHODS = ("none", "coral", "mmd", "dann")
 
 
-DATA_SOURCES = ("simulated", "cwru", "files")
+DATA_SOURCES = ("simulated", "cwru", "files", "hitsm")
+SOURCE_DEFAULTS = {"fs_hz": 12000.0, "loads": (0, 1, 2, 3), "channel": "DE"}
+"""What ``fs_hz``, ``loads`` and ``channel`` left unset mean for ``simulated`` and ``cwru`` (their documented
+defaults); for ``files`` and ``hitsm`` unset means the data's own rate and channel(s)."""
 
 
 def _default_cwru_dir() -> str:
@@ -34,12 +37,19 @@ class DataConfig:
     """Where recordings come from and how they become windows.
 
     ``source``: ``simulated`` (the bearing simulator), ``cwru`` (the CWRU .mat files in
-    ``data_dir``) or ``files`` (``paths``; labels from the ``labels`` CSV with columns
-    ``file,label`` or else from each file's parent folder name); ``source_fs_hz``: the sampling
-    rate of those files that state none (CSV without a time column, bare ``.npy``; None = such a
-    file is an error), every file then resampled to ``fs_hz``.  ``classes`` empty = all of the
-    source's classes.  ``hop`` is the training hop; ``eval_hop`` (None = ``window_len``) the hop of
-    validation and test windows.  ``split``: time-region ratios (train, val, test) of every
+    ``data_dir``), ``hitsm`` (the HIT-SM files in ``data_dir``, :mod:`faultdiag.data.hitsm`; ``rigs``
+    and ``speeds_rpm`` pick, empty = all) or ``files`` (``paths``; labels as ``label_from`` says:
+    ``parent``, ``folder:N``, ``regex:<pattern>`` or ``csv`` with the ``labels`` CSV, see
+    :mod:`faultdiag.data.labels`). ``variable``/``skip_rows``: which signal of each file, lines
+    of text preamble (None = detected). ``source_fs_hz``: the sampling rate of those files that
+    state none (CSV without a time column, bare ``.npy``, no sidecar JSON; None = such a file is
+    an error).  ``fs_hz``: the rate to train at; None = the data's own rate (all files must share
+    it), 12 kHz for ``simulated``/``cwru``; other rates are resampled to it, with a warning.
+    ``loads`` (simulated, cwru) and ``channel`` (cwru: ``DE``; files: None = all channels) are
+    source keys; a key that does not apply to the source is warned about.  ``bearing``: the
+    bearing for the envelope check (:mod:`faultdiag.bearings`), kept in the checkpoint.
+    ``classes`` empty = all of the source's classes.  ``hop`` is the training hop; ``eval_hop``
+    (None = ``window_len``) the hop of validation and test windows.  ``split``: time-region ratios (train, val, test) of every
     recording.  ``normalize``: ``global`` (per-channel standardiser fitted on training windows),
     ``window`` (z-score of each window) or ``none``.  ``cache``: an HDF5 cache written by
     ``faultdiag data cache``; when set, recordings come from it (not from ``source``) and
@@ -56,9 +66,9 @@ class DataConfig:
     labels: str | None = None
     data_dir: str = field(default_factory=_default_cwru_dir)
     classes: tuple[str, ...] = ()
-    loads: tuple[int, ...] = (0, 1, 2, 3)
-    channel: str = "DE"
-    fs_hz: float = 12000.0
+    loads: tuple[int, ...] | None = None
+    channel: str | None = None
+    fs_hz: float | None = None
     source_fs_hz: float | None = None
     window_len: int = 2048
     hop: int = 256
@@ -71,15 +81,27 @@ class DataConfig:
     domain: str | None = None
     train_domains: tuple[str, ...] = ()
     test_domains: tuple[str, ...] = ()
+    label_from: str | None = None
+    variable: str | None = None
+    skip_rows: int | None = None
+    rigs: tuple[str, ...] = ()
+    speeds_rpm: tuple[int, ...] = ()
+    bearing: str | None = None
 
     def __post_init__(self) -> None:
         _choice(self, "source", DATA_SOURCES)
+        if self.source in ("simulated", "cwru"):
+            for name, value in SOURCE_DEFAULTS.items():
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, value)
+        _check_reading_keys(self)
         _choice(self, "normalize", ("global", "window", "none"))
         for name in ("window_len", "hop"):
             _positive(self, name)
         if self.eval_hop is not None:
             _positive(self, "eval_hop")
-        _positive(self, "fs_hz")
+        if self.fs_hz is not None:
+            _positive(self, "fs_hz")
         if self.source_fs_hz is not None:
             _positive(self, "source_fs_hz")
         _positive(self, "sim_duration_s")
@@ -342,6 +364,21 @@ def _key(obj: Any, name: str) -> str:
 
 def _choice(obj: Any, name: str, choices: Any) -> None:
     validate.choice(_key(obj, name), getattr(obj, name), choices)
+
+
+def _check_reading_keys(d: DataConfig) -> None:
+    """Syntax of ``label_from``, ``bearing`` and ``skip_rows`` (files are read later)."""
+    from faultdiag.bearings import parse_bearing
+
+    if d.skip_rows is not None and (isinstance(d.skip_rows, bool) or d.skip_rows < 0):
+        raise ConfigError(f"The 'data.skip_rows' parameter must be an int >= 0; got {d.skip_rows!r}.")
+    if d.label_from is not None:
+        head = d.label_from.partition(":")[0].strip().lower()
+        if head not in ("parent", "folder", "regex", "csv"):
+            raise ConfigError(f"The 'data.label_from' parameter must be 'parent', 'folder:N', 'regex:<pattern>' or "
+                              f"'csv'; got {d.label_from!r}.")
+    if d.bearing is not None:
+        parse_bearing(d.bearing, "data.bearing")
 
 
 def _positive(obj: Any, name: str) -> None:

@@ -41,27 +41,28 @@ def _iter_recordings(data: DataConfig, class_names: list[str]) -> Iterator[Recor
     """Recordings of ``data`` one at a time (``files``: read, channel-picked and resampled per file).
 
     ``class_names`` receives the source's class order (for ``files``: sorted labels, after the last file).
+    With ``data.fs_hz`` unset, files are kept at the first one's rate and another rate is an error.
     """
     from faultdiag.data import datasets
+    from faultdiag.data.files import plan_files, read_entry, unify_rate
 
     if data.source != "files":
         dataset = datasets.load_dataset(data)
         class_names += dataset.class_names
         yield from dataset.recordings
         return
-    from faultdiag.data.readers import find_recordings
-
-    paths = find_recordings(list(data.paths))
-    if not paths:
-        raise DataError(f"No supported recording files found in data.paths = {list(data.paths)}.")
-    labels = datasets._read_labels(data.labels) if data.labels else None
-    labels_dir = Path(data.labels).parent if data.labels else None
+    entries, warnings = plan_files(data)
+    for warning in warnings:
+        log.warning("labels: %s", warning)
     seen: set[str] = set()
-    for p in paths:
-        rec = datasets.read_file(p, data, datasets._label_for(Path(p), labels, labels_dir))
-        if not data.classes or rec.label in data.classes:
-            seen.add(str(rec.label))
-            yield rec.resample(data.fs_hz) if abs(rec.fs_hz - data.fs_hz) > 1e-6 else rec
+    fs_hz = data.fs_hz
+    for entry in entries:
+        if data.classes and entry.label not in data.classes:
+            continue
+        rec = read_entry(entry, data)
+        (rec,), fs_hz = unify_rate([rec], fs_hz) if fs_hz is not None else ([rec], rec.fs_hz)
+        seen.add(str(rec.label))
+        yield rec
     class_names += list(data.classes) if data.classes else sorted(seen)
 
 
@@ -71,6 +72,9 @@ def estimate_cache_bytes(data: DataConfig) -> int:
 
     if data.source == "files":
         return int(sum(Path(p).stat().st_size for p in find_recordings(list(data.paths))))
+    if data.source == "hitsm":
+        folder = Path(data.data_dir)
+        return int(sum(p.stat().st_size for p in folder.rglob("*.mat"))) if folder.is_dir() else 0
     if data.source == "cwru":
         folder = Path(data.data_dir)
         return int(sum(p.stat().st_size for p in folder.rglob("*.mat"))) if folder.is_dir() else 0
@@ -92,8 +96,9 @@ def build_cache(data: DataConfig, path: str | os.PathLike, *, compression: str =
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         class_names: list[str] = []
-        labels, channels = _write_recordings(f.create_group("recordings"), data, class_names, compression, chunk_len)
-        f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "fs_hz": float(data.fs_hz),
+        labels, channels, fs_hz = _write_recordings(f.create_group("recordings"), data, class_names, compression,
+                                                    chunk_len)
+        f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "fs_hz": fs_hz,
                         "class_names": json.dumps(class_names),
                         "channels": json.dumps(channels), "labels": json.dumps(labels),
                         "fingerprint": json.dumps(_source_fingerprint(data)), "complete": True})
@@ -102,10 +107,14 @@ def build_cache(data: DataConfig, path: str | os.PathLike, *, compression: str =
 
 
 def _write_recordings(group: Any, data: DataConfig, class_names: list[str], compression: str,
-                      chunk_len: int) -> tuple[list[str], list[str]]:
+                      chunk_len: int) -> tuple[list[str], list[str], float]:
     labels: list[str] = []
     channels: list[str] | None = None
+    names: set[tuple[str, ...]] = set()
+    fs_hz = 0.0
     for i, rec in enumerate(_iter_recordings(data, class_names)):
+        names.add(rec.channels)
+        fs_hz = rec.fs_hz
         if channels is None:
             channels = list(rec.channels)
         elif len(rec.channels) != len(channels):
@@ -119,19 +128,27 @@ def _write_recordings(group: Any, data: DataConfig, class_names: list[str], comp
         labels.append(str(rec.label))
     if not labels:
         raise DataError(f"No recordings to cache from source '{data.source}'.")
-    return labels, channels or []
+    if len(names) > 1 and all(len(n) == 1 for n in names):  # one variable per file, named at random
+        channels = ["ch0"]
+    return labels, channels or [], float(fs_hz)
 
 
 def _source_fingerprint(data: DataConfig) -> dict[str, Any]:
-    from faultdiag.data import datasets
+    from faultdiag.data.files import file_fingerprint, plan_files
 
     if data.source == "simulated":
         return {"source": "simulated", "params": {"seed": data.sim_seed, "duration_s": data.sim_duration_s,
                                                   "fs_hz": data.fs_hz, "loads": list(data.loads)}}
+    if data.source == "files":
+        return file_fingerprint("files", [(e.key, e.path) for e in plan_files(data)[0]], data.source_fs_hz)
+    if data.source == "hitsm":
+        from faultdiag.data.hitsm import find_hitsm
+
+        return file_fingerprint("hitsm", [(f.key, f.path) for f in find_hitsm(data.data_dir, data.rigs, data.speeds_rpm)])
     from faultdiag.data.readers import find_recordings
 
-    paths = find_recordings([data.data_dir] if data.source == "cwru" else list(data.paths))
-    return datasets._file_fingerprint(data.source, paths, data.source_fs_hz if data.source == "files" else None)
+    root = Path(data.data_dir)
+    return file_fingerprint("cwru", [(p.relative_to(root).as_posix(), p) for p in find_recordings([root])])
 
 
 @dataclass(frozen=True)
@@ -263,7 +280,7 @@ def cached_splits(data: DataConfig) -> tuple[dict[str, CachedWindowSet], CacheIn
     the class names.
     """
     info = open_cache(data.cache)
-    if abs(info.fs_hz - data.fs_hz) > 1e-6:
+    if data.fs_hz is not None and abs(info.fs_hz - data.fs_hz) > 1e-6:
         raise ConfigError(f"The cache '{info.path}' holds recordings at {info.fs_hz:g} Hz; data.fs_hz is "
                           f"{data.fs_hz:g}. Rebuild the cache or set data.fs_hz = {info.fs_hz:g}.")
     class_names = tuple(data.classes) if data.classes else info.class_names

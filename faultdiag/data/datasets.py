@@ -1,16 +1,16 @@
 """The one place where a config's ``data.source`` becomes labelled recordings.
 
 ``simulated`` → :func:`faultdiag.data.simulate.simulated_dataset`; ``cwru`` →
-:func:`faultdiag.data.cwru.load_cwru`; ``files`` → :func:`faultdiag.data.readers.find_recordings`
-and :func:`~faultdiag.data.readers.read_recording`, labelled from a ``labels`` CSV (columns
-``file,label``) or else from each file's parent folder name.  Every dataset carries a
-fingerprint (file names + SHA-256, or the simulator's parameters + a hash of the signals) that
-results files record.
+:func:`faultdiag.data.cwru.load_cwru`; ``hitsm`` → :mod:`faultdiag.data.hitsm`; ``files`` →
+:mod:`faultdiag.data.files` (labels as ``data.label_from`` says, :mod:`faultdiag.data.labels`).
+Every dataset carries its sampling rate (``data.fs_hz``, else the data's own) and a fingerprint
+(each file's path relative to the data root and SHA-256, or the simulator's parameters and a hash
+of the signals) that results files record. What a layout or a config key suggests is wrong is
+logged as a warning (the command line shows warnings).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -18,20 +18,43 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from faultdiag.config import DataConfig
+from faultdiag.data.files import file_fingerprint, plan_files, read_entry, unify_channels, unify_rate
 from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
-from faultdiag.provenance import file_sha256, fingerprint
+
+__all__ = ["Dataset", "load_dataset", "inapplicable_keys", "read_file"]
 
 log = logging.getLogger(__name__)
+
+_SOURCE_KEYS = {
+    "loads": ("simulated", "cwru"), "channel": ("cwru", "files"), "paths": ("files",), "labels": ("files",),
+    "label_from": ("files", "hitsm"), "variable": ("files",), "skip_rows": ("files",), "rigs": ("hitsm",),
+    "speeds_rpm": ("hitsm",), "source_fs_hz": ("files",),
+}
+"""Which sources each source-specific key applies to."""
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Labelled recordings, the class order (``y`` indexes it) and where they came from."""
+    """Labelled recordings at one rate ``fs_hz``, the class order (``y`` indexes it) and where they came from."""
 
     recordings: list[Recording]
     class_names: tuple[str, ...]
     fingerprint: dict[str, Any]
+    fs_hz: float = 0.0
+
+
+def inapplicable_keys(data: DataConfig) -> list[str]:
+    """Source-specific keys set in ``data`` that its source does not use (``data.loads`` for files ...)."""
+    out = []
+    for key, sources in _SOURCE_KEYS.items():
+        value = getattr(data, key)
+        if data.source not in sources and value not in (None, (), ""):
+            if data.source in ("simulated", "cwru") and key in ("loads", "channel"):
+                continue
+            out.append(f"data.{key} = {value!r} does not apply to data.source = '{data.source}' (it applies to "
+                       f"{', '.join(sources)}); it is ignored.")
+    return out
 
 
 def load_dataset(data: DataConfig) -> Dataset:
@@ -39,16 +62,14 @@ def load_dataset(data: DataConfig) -> Dataset:
 
     Raises:
         DataError: files missing or unreadable, a requested class with no recording.
-        ConfigError: an unknown source.
+        ConfigError: an unknown source; recordings at several rates and no ``data.fs_hz``.
     """
-    if data.source == "simulated":
-        recordings, default_classes, fp = _simulated(data)
-    elif data.source == "cwru":
-        recordings, default_classes, fp = _cwru(data)
-    elif data.source == "files":
-        recordings, default_classes, fp = _files(data)
-    else:
-        raise ConfigError(f"The 'data.source' parameter must be 'simulated', 'cwru' or 'files'; got {data.source!r}.")
+    for warning in inapplicable_keys(data):
+        log.warning(warning)
+    loaders = {"simulated": _simulated, "cwru": _cwru, "files": _files, "hitsm": _hitsm}
+    if data.source not in loaders:
+        raise ConfigError(f"The 'data.source' parameter must be one of {list(loaders)}; got {data.source!r}.")
+    recordings, default_classes, fp = loaders[data.source](data)
     class_names = tuple(data.classes) if data.classes else tuple(default_classes)
     recordings = [r for r in recordings if r.label in class_names]
     present = {r.label for r in recordings}
@@ -58,8 +79,9 @@ def load_dataset(data: DataConfig) -> Dataset:
             f"No recording of class(es) {missing} in source '{data.source}'; classes found: {sorted(present)}."
         )
     fp["classes"] = list(class_names)
-    log.info("loaded %d recordings of %d classes from %s", len(recordings), len(class_names), data.source)
-    return Dataset(recordings, class_names, fp)
+    fs_hz = recordings[0].fs_hz
+    log.info("loaded %d recordings of %d classes from %s at %g Hz", len(recordings), len(class_names), data.source, fs_hz)
+    return Dataset(recordings, class_names, fp, fs_hz)
 
 
 def _simulated(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, Any]]:
@@ -80,12 +102,11 @@ def _simulated(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[s
     return list(recs), tuple(SIM_CLASSES), fp
 
 
-def _file_fingerprint(source: str, paths: Sequence[str | Path], source_fs_hz: float | None = None) -> dict[str, Any]:
-    files = {Path(p).name: file_sha256(p) for p in sorted({str(p) for p in paths})}
-    fp = {"source": source, "files": files, "digest": fingerprint(files)}
-    if source_fs_hz is not None:  # the rate assumed for files that state none changes what is read
-        fp["source_fs_hz"] = source_fs_hz
-    return fp
+def _keyed(root: str | Path, paths: Sequence[str | Path]) -> list[tuple[str, str]]:
+    """``(path relative to root, path)`` pairs for the fingerprint."""
+    root = Path(root)
+    return [(Path(p).relative_to(root).as_posix() if Path(p).is_relative_to(root) else Path(p).name, str(p))
+            for p in paths]
 
 
 def _cwru(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, Any]]:
@@ -99,76 +120,48 @@ def _cwru(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, A
         )
     classes = tuple(data.classes) if data.classes else tuple(WDCNN_CLASSES)
     recs = load_cwru(data.data_dir, classes=classes, loads=data.loads, fs_hz=data.fs_hz, channel=data.channel)
-    return list(recs), classes, _file_fingerprint("cwru", [r.source for r in recs if r.source])
-
-
-def _read_labels(path: str) -> dict[str, str]:
-    """``file,label`` rows → {file name or relative path: label}."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except FileNotFoundError:
-        raise DataError(f"The labels file '{path}' (data.labels) does not exist.") from None
-    if not rows or not {"file", "label"} <= set(rows[0]):
-        raise DataError(f"The labels file '{path}' must be a CSV with columns 'file' and 'label'; got {list(rows[0]) if rows else 'no rows'}.")
-    return {row["file"].strip(): row["label"].strip() for row in rows}
-
-
-def _label_for(path: Path, labels: dict[str, str] | None, labels_dir: Path | None) -> str:
-    if labels is None:
-        return path.parent.name
-    candidates = [path.name, str(path)]
-    if labels_dir is not None:
-        try:
-            candidates.append(path.resolve().relative_to(labels_dir.resolve()).as_posix())
-        except ValueError:
-            pass
-    for key in candidates:
-        if key in labels:
-            return labels[key]
-    raise DataError(f"The file '{path}' has no row in the labels file (data.labels); add a row 'file,label' for it.")
-
-
-def _pick_channel(rec: Recording, channel: str) -> Recording:
-    if channel in rec.channels:
-        return rec.select([channel])
-    if len(rec.channels) == 1:
-        return rec
-    raise DataError(
-        f"The recording '{rec.name}' has no channel {channel!r} (data.channel); its channels are {list(rec.channels)}."
-    )
+    return list(recs), classes, file_fingerprint("cwru", _keyed(data.data_dir, [r.source for r in recs if r.source]))
 
 
 def read_file(path: str | Path, data: DataConfig, label: str) -> Recording:
-    """One recording of ``data.paths``, its ``data.channel`` picked; a file that states no sampling
-    rate (a CSV without a time column, a bare ``.npy``) is read at ``data.source_fs_hz`` if set."""
-    from faultdiag.data.readers import read_recording
-    from faultdiag.data.readers.source import MissingRateError
-
-    try:
-        rec = read_recording(path, label=label)
-    except MissingRateError:
-        if data.source_fs_hz is None:
-            raise ConfigError(f"{path} does not state its sampling rate; set 'data.source_fs_hz' to the rate "
-                              f"of such files (e.g. --set data.source_fs_hz=25600).") from None
-        rec = read_recording(path, label=label, fs_hz=data.source_fs_hz)
-    return _pick_channel(rec, data.channel)
+    """One file read with ``data``'s reading options (see :func:`faultdiag.data.files.read_entry`)."""
+    return read_entry(Path(path), data, label)
 
 
 def _files(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, Any]]:
-    from faultdiag.data.readers import find_recordings
+    entries, warnings = plan_files(data)
+    for warning in warnings:
+        log.warning("labels: %s", warning)
+    wanted = set(data.classes)
+    recs = [read_entry(e, data) for e in entries if not wanted or e.label in wanted]
+    if not recs:
+        raise DataError(f"No recording of classes {sorted(wanted)} in data.paths = {list(data.paths)}; labels found: "
+                        f"{sorted({e.label for e in entries})}.")
+    recs, _ = unify_rate(unify_channels(recs), data.fs_hz)
+    if data.channel is None and len(recs[0].channels) > 1:
+        log.warning("the model takes all %d channels %s as input; set data.channel to use one",
+                    len(recs[0].channels), list(recs[0].channels))
+    keyed = [(e.key, e.path) for e in entries if not wanted or e.label in wanted]
+    return recs, sorted({r.label for r in recs}), file_fingerprint("files", keyed, data.source_fs_hz)
 
-    paths = find_recordings(list(data.paths))
-    if not paths:
-        raise DataError(f"No supported recording files found in data.paths = {list(data.paths)}.")
-    labels = _read_labels(data.labels) if data.labels else None
-    labels_dir = Path(data.labels).parent if data.labels else None
-    recs = []
-    for p in paths:
-        rec = read_file(p, data, _label_for(Path(p), labels, labels_dir))
-        if abs(rec.fs_hz - data.fs_hz) > 1e-6:
-            log.info("resampling %s from %g Hz to %g Hz", rec.name, rec.fs_hz, data.fs_hz)
-            rec = rec.resample(data.fs_hz)
-        recs.append(rec)
-    classes = sorted({r.label for r in recs})
-    return recs, classes, _file_fingerprint("files", paths, data.source_fs_hz)
+
+def _hitsm(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, Any]]:
+    from pathlib import PurePosixPath
+
+    from faultdiag.data.hitsm import HITSM_STATES, find_hitsm, read_hitsm
+    from faultdiag.data.labels import label_of, label_warnings, parse_label_from
+
+    files = find_hitsm(data.data_dir, data.rigs, data.speeds_rpm)
+    rule = parse_label_from(data.label_from, None) if data.label_from else None
+    labels = [label_of(rule, PurePosixPath(f.key), f.path) if rule else f.state for f in files]
+    if rule is not None:
+        for warning in label_warnings([(PurePosixPath(f.key), lab) for f, lab in zip(files, labels)], rule):
+            log.warning("labels: %s", warning)
+    wanted = set(data.classes)
+    picked = [(f, lab) for f, lab in zip(files, labels) if not wanted or lab in wanted]
+    recs, _ = unify_rate([read_hitsm(f, lab) for f, lab in picked], data.fs_hz)
+    present = {lab for _, lab in picked}
+    order = [s for s in HITSM_STATES if s in present] + sorted(present - set(HITSM_STATES))
+    fp = file_fingerprint("hitsm", [(f.key, f.path) for f, _ in picked])
+    fp["selection"] = {"rigs": sorted({f.rig for f, _ in picked}), "speeds_rpm": sorted({f.rpm for f, _ in picked})}
+    return recs, order, fp

@@ -3,7 +3,8 @@
 For each recording :func:`diagnose` (streaming, memory bounded whatever the length, see
 :mod:`faultdiag.diagnose.stream`):
 
-1. opens it (:func:`faultdiag.data.readers.open_recording`) and picks the model's channel(s);
+1. opens it (:func:`faultdiag.data.readers.open_recording`; a file that states no rate is read at
+   the model's training rate, with a note) and picks the model's channel(s);
 2. resamples it to the model's rate when they differ (polyphase, block by block);
 3. cuts windows the way the model was trained (``window_len`` from the checkpoint; hop =
    ``window_len``, non-overlapping, unless ``hop`` is given) and turns them into model input
@@ -16,8 +17,10 @@ For each recording :func:`diagnose` (streaming, memory bounded whatever the leng
 6. checks the verdict against physics: the envelope spectrum of the first ``envelope_s``
    seconds (default 10 s) of the first model channel, at the file's own rate, scored at BPFO,
    BPFI and BSF and their harmonics (:func:`faultdiag.envelope.fault_frequency_report`) for the
-   shaft speed (``rpm`` argument, else the file's ``rpm`` metadata) and the bearing
-   (CWRU drive end by default). Only the excerpt is held in memory.
+   shaft speed and the bearing that :mod:`faultdiag.diagnose.physics` picks; when it cannot run,
+   ``envelope_note`` says why. Only the excerpt is held in memory;
+7. adds the true label where it is known (:mod:`faultdiag.diagnose.truth`): :func:`summarize`
+   gives accuracy and a confusion matrix over those files.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,23 +36,25 @@ import numpy as np
 import pandas as pd
 
 from faultdiag.bearing import DRIVE_END_6205, FAN_END_6203
-from faultdiag.checkpoint import Checkpoint
+from faultdiag.bearings import Bearing, parse_bearing
 from faultdiag.diagnose.model import Predictor, load_predictor, select_rows
-from faultdiag.diagnose.stream import (CLIP_SHARE, FLAT_REL, RMS_FAR_FACTOR, Excerpt, SignalChecks, WindowTally,
-                                       iter_windows, resample_blocks, resample_ratio)
+from faultdiag.diagnose.physics import PhysicsInputs, default_bearing, resolve_inputs, run_check
+from faultdiag.diagnose.rows import (FLAT_SHARE, MIN_WINDOWS, RMS_FAR_SHARE, agreement, envelope_columns,  # noqa: F401
+                                     fault_kind, verdict_columns)
+from faultdiag.diagnose.stream import (FLAT_REL, Excerpt, SignalChecks, WindowTally, iter_windows, resample_blocks,
+                                       resample_ratio)
+from faultdiag.diagnose.truth import read_info, summarize, truth_rule
 from faultdiag.errors import ConfigError, DataError, FaultdiagError
 
-__all__ = ["diagnose", "diagnose_file", "fault_kind", "load_predictor", "BEARINGS"]
+__all__ = ["diagnose", "diagnose_file", "fault_kind", "agreement", "load_predictor", "summarize", "BEARINGS"]
 
 log = logging.getLogger(__name__)
 
 BEARINGS = {"de": DRIVE_END_6205, "fe": FAN_END_6203}
+"""The two CWRU bearings by their old short names (any name of :mod:`faultdiag.bearings` works)."""
 DEFAULT_BATCH_SIZE = 256
 """Fastest measured on a 2-core CPU for the paper and wide presets (larger batches fall out of cache)."""
 ENVELOPE_S = 10.0
-MIN_WINDOWS = 5
-FLAT_SHARE = 0.01
-RMS_FAR_SHARE = 0.25
 MAX_BLOCK_LEN = 1 << 20
 """Most source samples read (and resampled) at once: bounds memory at high sampling rates."""
 
@@ -71,43 +75,40 @@ def _check_number(name: str, value: Any) -> float | None:
     return float(value)
 
 
-def fault_kind(class_name: str) -> str | None:
-    """``normal``, ``inner_race``, ``outer_race``, ``ball`` from a class name, else ``None``.
-
-    ``IR007``/``inner_race`` → inner race, ``OR007@6``/``outer_race`` → outer race,
-    ``B007``/``ball`` → ball, ``normal``/``healthy`` → normal.
-    """
-    s = str(class_name).strip().lower()
-    if s.startswith(("normal", "healthy", "baseline")):
-        return "normal"
-    if s.startswith(("ir", "inner")):
-        return "inner_race"
-    if s.startswith(("or", "outer")):
-        return "outer_race"
-    if s.startswith("ball") or re.match(r"b\d", s):
-        return "ball"
-    return None
+def _check_range(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+        raise ConfigError(f"The 'rpm_range' parameter must be (low, high) rpm with 0 < low < high; got {value!r}.")
+    return lo, hi
 
 
-def agreement(predicted: str | None, envelope_fault: str | None, envelope_ran: bool) -> str:
-    """``agrees``, ``disagrees``, ``no evidence`` (network says fault, envelope shows none) or ``n/a``."""
-    kind = fault_kind(predicted) if predicted else None
-    if not envelope_ran or kind is None:
-        return "n/a"
-    if envelope_fault is None:
-        return "agrees" if kind == "normal" else "no evidence"
-    return "agrees" if envelope_fault == kind else "disagrees"
-
-
-def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, envelope_s, rpm, bearing):
-    """Read, resample, window and classify one file; returns (source, rows, tally, checks, excerpt, (up, down),
-    (envelope report or None, note)). ``rpm=None`` takes the file's ``rpm`` metadata."""
+def _open(path: Path, ckpt: Any, fs_hz: float | None, variable: str | None, skip_rows: int | None) -> tuple[Any, str]:
+    """The file opened for streaming; one that states no rate (nor --fs-hz) is read at the model's rate, noted."""
     from faultdiag.data.readers import open_recording
+    from faultdiag.data.readers.source import MissingRateError
 
+    try:
+        return open_recording(path, fs_hz=fs_hz, variable=variable, skip_rows=skip_rows), ""
+    except MissingRateError:
+        src = open_recording(path, fs_hz=ckpt.inputs.fs_hz, variable=variable, skip_rows=skip_rows)
+        return src, f"no rate in the file: read at the model's {ckpt.inputs.fs_hz:g} Hz (--fs-hz to set it)"
+
+
+def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, envelope_s, physics, variable=None,
+            skip_rows=None):
+    """Read, resample, window and classify one file; returns (source, rows, tally, checks, excerpt, (up, down),
+    rate note, physics inputs, (envelope report or None, note, rpm, rpm source)). ``physics`` holds the
+    caller's ``rpm``/``rpm_source``/``bearing``/``bearing_source``/``fallback``/``rpm_range`` (see
+    :func:`faultdiag.diagnose.physics.resolve_inputs`)."""
     ckpt = pred.ckpt
-    src = open_recording(path, fs_hz=fs_hz)
+    src, rate_note = _open(path, ckpt, fs_hz, variable, skip_rows)
     rows = select_rows(src, ckpt, channel)
-    rpm = rpm if rpm is not None else _meta_rpm(src.meta)
+    inputs = resolve_inputs(src.meta, **physics)
     same = math.isclose(src.fs_hz, ckpt.inputs.fs_hz, rel_tol=1e-9)
     up, down = (1, 1) if same else resample_ratio(src.fs_hz, ckpt.inputs.fs_hz, str(path))
     stats = ckpt.signal_stats or {}
@@ -127,126 +128,72 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
     with ThreadPoolExecutor(max_workers=1) as pool:
         for X in iter_windows(model_rate_chunks(), ckpt.inputs.window_len, hop, batch_size):
             if envelope is None and excerpt.full():  # the envelope check runs beside the model (2nd core)
-                envelope = pool.submit(_envelope, excerpt.value(), src.fs_hz, rpm, bearing)
+                envelope = pool.submit(run_check, excerpt.value(), src.fs_hz, inputs)
             tally.add_raw(X)
             tally.add_probs(pred.predict(X))
-        envelope = envelope.result() if envelope is not None else _envelope(excerpt.value(), src.fs_hz, rpm, bearing)
-    return src, rows, tally, checks, excerpt, (up, down), envelope
-
-
-def _meta_rpm(meta: dict[str, Any]) -> float | None:
-    """The file's ``rpm`` metadata as a positive float, else ``None``."""
-    try:
-        value = float(np.asarray(meta.get("rpm")).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        return None
-    return value if math.isfinite(value) and value > 0 else None
-
-
-def _envelope(excerpt: np.ndarray, fs_hz: float, rpm: float | None, bearing: str) -> tuple[dict | None, str]:
-    """The fault-frequency report of the excerpt, or ``(None, reason)``."""
-    from faultdiag.envelope import fault_frequency_report
-
-    if rpm is None:
-        return None, "no shaft speed (pass rpm / --rpm)"
-    try:
-        return fault_frequency_report(excerpt, fs_hz, rpm / 60.0, BEARINGS[bearing]), ""
-    except FaultdiagError as exc:
-        return None, f"envelope check failed: {exc}"
-
-
-def _warnings(tally: WindowTally, checks: SignalChecks, ckpt: Checkpoint) -> list[str]:
-    out = []
-    n = tally.n_windows
-    if n < MIN_WINDOWS:
-        out.append(f"short: only {n} window(s) of {ckpt.inputs.window_len / ckpt.inputs.fs_hz:.3g} s")
-    clipped = checks.clipped_share()
-    if clipped >= CLIP_SHARE:
-        out.append(f"clipped: {clipped:.2%} of samples at the extreme value")
-    if tally.n_flat / n >= FLAT_SHARE:
-        out.append(f"flat: {tally.n_flat / n:.0%} of windows have no variation")
-    if tally.rms_range is not None and tally.n_rms_far / n >= RMS_FAR_SHARE:
-        lo, hi = tally.rms_range
-        out.append(f"outside training distribution: {tally.n_rms_far / n:.0%} of windows have RMS beyond "
-                   f"{RMS_FAR_FACTOR:g}x the training range [{lo:.3g}, {hi:.3g}] (mean RMS {tally.rms_sum / n:.3g})")
-    return out
-
-
-def _row(path: Path, src: Any, rows: list[int], ckpt: Checkpoint, tally: WindowTally, checks: SignalChecks,
-         probs: np.ndarray, resampled: bool) -> dict[str, Any]:
-    """The network's part of a result row: verdict, vote shares, mean probabilities, signal checks."""
-    n = tally.n_windows
-    k = int(np.lexsort((-probs, -tally.votes))[0])  # most votes; ties to the higher mean probability
-    return {
-        "file": str(path), "format": src.format, "fs_hz": src.fs_hz, "resampled_to_hz": ckpt.inputs.fs_hz if resampled else None,
-        "channels": ",".join(src.channels[i] for i in rows), "duration_s": checks.n_samples / src.fs_hz,
-        "n_windows": n, "predicted": ckpt.class_names[k], "confidence": float(probs[k]),
-        **{f"share_{c}": float(v) / n for c, v in zip(ckpt.class_names, tally.votes)},
-        **{f"prob_{c}": float(p) for c, p in zip(ckpt.class_names, probs)},
-        "warnings": "; ".join(_warnings(tally, checks, ckpt)),
-        "rms_mean": tally.rms_sum / n, "clipped_share": checks.clipped_share(), "flat_share": tally.n_flat / n,
-    }
-
-
-def _envelope_columns(predicted: str, report: dict | None, note: str, rpm: float | None,
-                      excerpt_s: float) -> dict[str, Any]:
-    """The physics part of a result row."""
-    fault = report["fault"] if report else None
-    return {
-        "rpm": rpm, "envelope_s": excerpt_s, "envelope_fault": fault,
-        **{f"{f}_score": (report["scores"][f] if report else None) for f in ("bpfo", "bpfi", "bsf")},
-        "agreement": agreement(predicted, fault, report is not None), "envelope_note": note,
-        "plot": None, "error": None,
-    }
+        envelope = envelope.result() if envelope is not None else run_check(excerpt.value(), src.fs_hz, inputs)
+    return src, rows, tally, checks, excerpt, (up, down), rate_note, inputs, envelope
 
 
 def diagnose_file(path: str | os.PathLike, predictor: Predictor, *, channel: Sequence[str] | None = None,
                   fs_hz: float | None = None, rpm: float | None = None, hop: int | None = None,
-                  batch_size: int = DEFAULT_BATCH_SIZE, bearing: str = "de", envelope_s: float = ENVELOPE_S,
-                  plot_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+                  batch_size: int = DEFAULT_BATCH_SIZE, bearing: str | Bearing | None = None,
+                  envelope_s: float = ENVELOPE_S, plot_dir: str | os.PathLike | None = None,
+                  rpm_range: tuple[float, float] | None = None, true_label: str | None = None,
+                  variable: str | None = None, skip_rows: int | None = None,
+                  rpm_source: str = "--rpm") -> dict[str, Any]:
     """Diagnose one file (see the module docstring); returns its result row. Errors propagate."""
     ckpt = predictor.ckpt
     path = Path(path)
     hop = hop or ckpt.inputs.window_len
-    src, rows, tally, checks, excerpt, (up, down), (report, note) = _stream(
+    physics = dict(rpm=rpm, rpm_source=rpm_source if rpm is not None else "",
+                   bearing=parse_bearing(bearing) if bearing is not None else None,
+                   bearing_source="given" if bearing is not None else "", fallback=default_bearing(ckpt.config),
+                   rpm_range=rpm_range)
+    src, rows, tally, checks, excerpt, (up, down), rate_note, inputs, (report, note, rpm_used, rpm_from) = _stream(
         path, predictor, channel=channel, fs_hz=fs_hz, hop=hop, batch_size=batch_size, envelope_s=envelope_s,
-        rpm=rpm, bearing=bearing)
+        physics=physics, variable=variable, skip_rows=skip_rows)
     n = tally.n_windows
     duration_s = checks.n_samples / src.fs_hz
     if n == 0:
         raise DataError(f"{path} is too short: {duration_s:.3g} s gives no window of {ckpt.inputs.window_len} samples "
                         f"({ckpt.inputs.window_len / ckpt.inputs.fs_hz:.3g} s at the model's {ckpt.inputs.fs_hz:g} Hz).")
     probs = tally.prob_sum / n
-    rpm_used = rpm if rpm is not None else _meta_rpm(src.meta)
     x = excerpt.value()
-    row = _row(path, src, rows, ckpt, tally, checks, probs, resampled=up != down)
-    row.update(_envelope_columns(row["predicted"], report, note, rpm_used, x.size / src.fs_hz))
+    row = {"true": true_label if true_label is not None else (src.label if src.label in ckpt.class_names else None)}
+    row.update(verdict_columns(path, src, rows, ckpt, tally, checks, probs, resampled=up != down))
+    row.update(envelope_columns(row["predicted"], report, "; ".join(filter(None, [rate_note, note])), rpm_used,
+                                rpm_from, inputs.bearing.name if inputs.bearing is not None else None, x.size / src.fs_hz))
     if plot_dir is not None:
         from faultdiag.diagnose.plot import plot_diagnosis
 
         out = Path(plot_dir) / f"{path.name}.png"
-        row["plot"] = str(plot_diagnosis(out, row, x, src.fs_hz, report, ckpt.class_names, BEARINGS[bearing]))
+        row["plot"] = str(plot_diagnosis(out, row, x, src.fs_hz, report, ckpt.class_names, inputs.bearing))
     return row
 
 
-def _expand(paths: Sequence[str | os.PathLike]) -> list[tuple[str, Path | None, str | None]]:
-    """``(name, file or None, error or None)`` for each input: folders expanded, missing paths as errors."""
+def _expand(paths: Sequence[str | os.PathLike]) -> list[tuple[str, Path | None, Path | None, str | None]]:
+    """``(name, file or None, its root folder or None, error or None)`` per input: folders expanded,
+    missing paths as errors."""
     from faultdiag.data.readers import find_recordings
 
     out = []
     for p in paths:
         try:
-            out.extend((str(f), f, None) for f in find_recordings([p]))
+            root = Path(p) if Path(p).is_dir() else None
+            out.extend((str(f), f, root, None) for f in find_recordings([p]))
         except DataError as exc:
-            out.append((str(p), None, str(exc)))
+            out.append((str(p), None, None, str(exc)))
     return out
 
 
 def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[str | os.PathLike], *,
              channel: str | Sequence[str] | None = None, fs_hz: float | None = None, rpm: float | None = None,
              hop: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, plot_dir: str | os.PathLike | None = None,
-             bearing: str = "de", envelope_s: float = ENVELOPE_S, jit: bool | None = None,
-             progress: bool = False) -> pd.DataFrame:
+             bearing: str | Bearing | None = None, envelope_s: float = ENVELOPE_S, jit: bool | None = None,
+             progress: bool = False, rpm_range: tuple[float, float] | None = None,
+             info: str | os.PathLike | None = None, variable: str | None = None,
+             skip_rows: int | None = None) -> pd.DataFrame:
     """Diagnose recordings with a trained model: one row per recording (see the module docstring).
 
     Args:
@@ -254,54 +201,77 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
         paths: files and/or folders (searched recursively); CSV, MAT, HDF5, ``.npy``, ``.npz``.
         channel: channel name(s) to feed the model (default: the checkpoint's channels, or the
             file's when it has exactly as many).
-        fs_hz: sampling rate for files that do not state one.
-        rpm: shaft speed for the envelope check (default: the file's ``rpm`` metadata).
+        fs_hz: sampling rate for files that do not state one (default: the model's training rate,
+            noted in the row).
+        rpm: shaft speed for the envelope check of every file (default: ``info``'s, the file's,
+            or an estimate within ``rpm_range``).
         hop: samples between window starts at the model's rate (default: ``window_len``).
         batch_size: windows per forward pass.
         plot_dir: write ``<file name>.png`` per recording there.
-        bearing: ``de`` (CWRU drive end, SKF 6205) or ``fe`` (fan end, SKF 6203).
+        bearing: a bearing name or spec (:func:`faultdiag.bearings.parse_bearing`); default: the
+            file's fault frequencies, else the checkpoint's ``data.bearing`` or training source's.
         envelope_s: seconds at the start of each file used for the envelope check.
         jit: also trace the (folded) model with TorchScript (see :func:`load_predictor`);
             ``None`` (default) means no: it did not pay for its ~2 s even on 60 min recordings.
         progress: show a progress bar over files.
+        rpm_range: ``(low, high)`` rpm to estimate a file's speed in when none is known.
+        info: a CSV with columns ``file`` and ``rpm`` and/or ``label`` (paths relative to the CSV).
+        variable, skip_rows: reading options (:func:`faultdiag.data.readers.open_recording`).
 
     Returns:
-        DataFrame with columns ``file``, ``predicted``, ``confidence``, ``n_windows``,
-        ``share_<class>`` (share of windows voting for it), ``prob_<class>`` (mean probability),
-        ``warnings``, the envelope check (``rpm``, ``envelope_fault``, ``bpfo_score``,
-        ``bpfi_score``, ``bsf_score``, ``agreement``) and ``error`` (``None`` unless the file
-        failed; failed files keep only ``file`` and ``error``).
+        DataFrame with columns ``true`` (known label or None), ``file``, ``predicted``,
+        ``confidence``, ``n_windows``, ``share_<class>`` (share of windows voting for it),
+        ``prob_<class>`` (mean probability), ``warnings``, the envelope check (``rpm``,
+        ``rpm_source``, ``bearing``, ``envelope_fault``, ``bpfo_score``, ``bpfi_score``,
+        ``bsf_score``, ``agreement``, ``envelope_note``) and ``error`` (``None`` unless the file
+        failed; failed files keep only ``file`` and ``error``). ``df.attrs["class_names"]``: the
+        model's classes; :func:`summarize` scores the rows with a known label.
 
     Raises:
-        ConfigError: a bad parameter. DataError: an unreadable checkpoint. Problems with a
-        recording never raise: they become its ``error``.
+        ConfigError: a bad parameter. DataError: an unreadable checkpoint or ``info`` file. Problems
+        with a recording never raise: they become its ``error``.
     """
     from tqdm.auto import tqdm
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     channel = [channel] if isinstance(channel, str) else (list(channel) if channel else None)
-    opts = dict(channel=channel, fs_hz=_check_number("fs_hz", fs_hz), rpm=_check_number("rpm", rpm),
-                hop=_check_int("hop", hop, allow_none=True), batch_size=_check_int("batch_size", batch_size),
-                envelope_s=_check_number("envelope_s", envelope_s), plot_dir=plot_dir)
-    if bearing not in BEARINGS:
-        raise ConfigError(f"The 'bearing' parameter must be one of {list(BEARINGS)}; got {bearing!r}.")
+    opts = dict(channel=channel, fs_hz=_check_number("fs_hz", fs_hz), hop=_check_int("hop", hop, allow_none=True),
+                batch_size=_check_int("batch_size", batch_size), envelope_s=_check_number("envelope_s", envelope_s),
+                plot_dir=plot_dir, rpm_range=_check_range(rpm_range), variable=variable, skip_rows=skip_rows)
+    rpm = _check_number("rpm", rpm)
+    bearing = parse_bearing(bearing) if bearing is not None else None
+    table = read_info(info)
     files = _expand(list(paths))
     predictor = load_predictor(model_path, jit=bool(jit))
+    known = truth_rule(predictor.ckpt.config, predictor.ckpt.class_names)
     rows = []
-    for name, path, error in tqdm(files, desc="diagnose", unit="file", disable=not progress):
+    for name, path, root, error in tqdm(files, desc="diagnose", unit="file", disable=not progress):
         if error is None:
             try:
-                rows.append(diagnose_file(path, predictor, bearing=bearing, **opts))
+                rows.append(diagnose_file(path, predictor, bearing=bearing, **opts, **_per_file(path, root, rpm, table, known)))
                 continue
             except FaultdiagError as exc:
                 error = str(exc)
             except (OSError, ValueError, KeyError, RuntimeError) as exc:  # unexpected reader failures
                 log.debug("diagnosing %s failed", path, exc_info=True)
                 error = f"{type(exc).__name__}: {exc}"
-        log.warning("%s: %s", name, error)
+        log.info("%s: %s", name, error)  # the command line prints failures, once each
         rows.append({"file": name, "error": error})
     return _table(rows, predictor.ckpt.class_names)
+
+
+def _per_file(path: Path, root: Path | None, rpm: float | None, table: Any, known: Any) -> dict[str, Any]:
+    """Speed and true label of one file: ``--rpm``, the info CSV, the training data's rule (file name)."""
+    info_rpm, info_label = table.lookup(path) if table is not None else (None, None)
+    rule_label, rule_rpm = known(path, root)
+    if rpm is not None:
+        speed, source = rpm, "--rpm"
+    elif info_rpm is not None:
+        speed, source = info_rpm, "--info"
+    else:
+        speed, source = rule_rpm, "file name"
+    return {"rpm": speed, "rpm_source": source, "true_label": info_label or rule_label}
 
 
 def _table(rows: list[dict[str, Any]], class_names: Sequence[str]) -> pd.DataFrame:
@@ -309,4 +279,6 @@ def _table(rows: list[dict[str, Any]], class_names: Sequence[str]) -> pd.DataFra
     good = next((r for r in rows if r.get("error") is None), None)
     columns = list(good) if good else ["file", "predicted", "confidence", "n_windows",
                                          *(f"share_{c}" for c in class_names), "warnings", "error"]
-    return pd.DataFrame(rows, columns=columns)
+    df = pd.DataFrame(rows, columns=columns)
+    df.attrs["class_names"] = list(class_names)
+    return df

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from faultdiag.bearing import BearingGeometry
+from faultdiag.bearing import BearingGeometry, BearingOrders
 from faultdiag.provenance import atomic_write
 
 WAVEFORM_S = 1.0
@@ -22,7 +22,7 @@ def _envelope_panel(ax, x: np.ndarray, fs_hz: float, report: dict | None, harmon
     from faultdiag.envelope import envelope_spectrum
 
     if report is None:
-        ax.text(0.5, 0.5, "no envelope check (no shaft speed)", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no envelope check (see envelope_note)", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
     freqs = report["frequencies_hz"]
@@ -44,7 +44,7 @@ def _envelope_panel(ax, x: np.ndarray, fs_hz: float, report: dict | None, harmon
 
 
 def plot_diagnosis(path: str | os.PathLike, row: dict[str, Any], x: np.ndarray, fs_hz: float, report: dict | None,
-                   class_names: Sequence[str], geometry: BearingGeometry) -> Path:
+                   class_names: Sequence[str], geometry: BearingGeometry | BearingOrders | None) -> Path:
     """Write the figure of one diagnosis to ``path`` (PNG, atomically) and return the path.
 
     Args:
@@ -69,7 +69,8 @@ def plot_diagnosis(path: str | os.PathLike, row: dict[str, Any], x: np.ndarray, 
         probs = [row[f"prob_{c}"] for c in class_names]
         axes[2].barh(list(class_names), probs, color=["tab:blue" if c == row["predicted"] else "0.6" for c in class_names])
         axes[2].set_xlim(0, 1)
-        axes[2].set_xlabel(f"mean class probability ({geometry.name} kinematics for markers)")
+        markers = f"{geometry.name} kinematics for markers" if geometry is not None else "no bearing given"
+        axes[2].set_xlabel(f"mean class probability ({markers})")
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)

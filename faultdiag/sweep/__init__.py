@@ -37,7 +37,8 @@ def tidy_rows(result: dict, cell: Cell) -> pd.DataFrame:
 
 
 def run_sweep(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, resume: bool = False,
-              on_cell: Callable[[dict], None] | None = None, jobs: int = 1) -> pd.DataFrame:
+              on_cell: Callable[[dict], None] | None = None, jobs: int = 1,
+              cache: PreparedCache | None = None) -> pd.DataFrame:
     """Run (or finish) the sweep ``cfg.sweep`` in ``out_dir`` and write the aggregate reports.
 
     Args:
@@ -47,6 +48,7 @@ def run_sweep(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, res
         on_cell: called after each cell with ``{"index", "total", "model", "cell", "status",
             "result", "error"}``, status ``trained`` | ``scored`` | ``skipped`` | ``failed``.
         jobs: cells trained at a time, each in its own process with one CPU thread.
+        cache: prepared data to reuse (the command line prepares it first to show the classes).
     Returns:
         The tidy results table (``TIDY_COLUMNS``), one row per model × kind × SNR × AdaBN × seed.
     Raises:
@@ -61,7 +63,7 @@ def run_sweep(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, res
     failed, n_trained = [], 0
     for done, (i, result, status, error) in enumerate(
             run_cells(cells, out_dir, jobs=jobs, resume=resume, progress=progress and jobs == 1,
-                      cache=PreparedCache()), start=1):
+                      cache=cache if cache is not None else PreparedCache()), start=1):
         cell = cells[i]
         log.info("cell %d/%d: %s %s %s", done, len(cells), cell.model, cell.cell_id, status)
         results[i], n_trained = result, n_trained + (status == "trained")

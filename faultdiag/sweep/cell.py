@@ -105,6 +105,12 @@ def _train(cell: Cell, cell_dir: Path, cache: PreparedCache, resume: bool, progr
     return result.model, prepared, info
 
 
+def _class_table(prepared: Any, old: dict | None) -> list[dict] | None:
+    from faultdiag.training.prepare import Prepared, class_table
+
+    return class_table(prepared) if isinstance(prepared, Prepared) else (old or {}).get("class_table")
+
+
 def run_cell(cell: Cell, out_dir: Path, cache: PreparedCache, *, resume: bool = False,
              progress: bool = True) -> tuple[dict, str]:
     """Train (unless finished) and score one cell; return its result dict and what was done:
@@ -135,7 +141,7 @@ def run_cell(cell: Cell, out_dir: Path, cache: PreparedCache, *, resume: bool = 
         "model": cell.model, "protocol": cell.config.sweep.protocol, "cell": cell.cell_id, "seed": cell.seed,
         "task": cell.task, "adapt": cell.config.adapt.method,
         **info, "config": config_to_dict(cell.config), "training_key": training_key(cell.config),
-        "data_fingerprint": getattr(prepared, "fingerprint", None),
+        "data_fingerprint": getattr(prepared, "fingerprint", None), "class_table": _class_table(prepared, old),
         "front_end": prepared.inputs.front_end.to_dict(),
         "band_choice": prepared.band_choice.to_dict() if prepared.band_choice is not None else None,
         "code_revision": code_revision(),

@@ -51,6 +51,7 @@ def write_reports(df: pd.DataFrame, results: list[dict], cfg: RunConfig, out_dir
                     for r in results}
     provenance = {"config": config_to_dict(cfg), "seeds": list(cfg.sweep.seeds),
                   "data_fingerprint": list(fingerprints.values()),
+                  "class_table": next((r["class_table"] for r in results if r.get("class_table")), None),
                   "code_revision": code_revision(), "versions": library_versions()}
     names = ("results.csv", "summary.csv", "summary.md", "summary.json", "accuracy_vs_snr.png", "sweep.json")
     paths = {name: out_dir / name for name in names}

@@ -25,7 +25,7 @@ from faultdiag.errors import ConfigError, DataError
 from faultdiag.frontend import BandChoice, FrontEnd, choose_band
 from faultdiag.frontend.band_select import class_subset
 
-__all__ = ["Prepared", "prepare", "front_end", "domain_of", "signal_stats", "rms_stats", "is_lazy"]
+__all__ = ["Prepared", "prepare", "front_end", "domain_of", "signal_stats", "rms_stats", "is_lazy", "class_table"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,24 @@ def rms_stats(rms: np.ndarray) -> dict[str, float]:
     q = np.percentile(rms, [0, 5, 50, 95, 100]) if rms.size else [float("nan")] * 5
     return {"rms_min": float(q[0]), "rms_p05": float(q[1]), "rms_median": float(q[2]),
             "rms_p95": float(q[3]), "rms_max": float(q[4]), "n_windows": int(rms.size)}
+
+
+def class_table(prepared: Prepared) -> list[dict[str, Any]]:
+    """Per class: recordings and windows in each split (``recordings_train``, ``windows_train`` ...).
+
+    A recording counts in a split when it gave that split a window (every recording is cut into
+    time regions, so most count in all three). Pure: reads only ``y`` and ``groups``.
+    """
+    rows = []
+    for k, name in enumerate(prepared.class_names):
+        row: dict[str, Any] = {"class": name}
+        for split in ("train", "val", "test"):
+            ws = getattr(prepared, split)
+            mine = np.asarray(ws.y) == k
+            row[f"recordings_{split}"] = int(np.unique(np.asarray(ws.groups)[mine]).size)
+            row[f"windows_{split}"] = int(mine.sum())
+        rows.append(row)
+    return rows
 
 
 def is_lazy(ws: Any) -> bool:
@@ -105,8 +123,8 @@ def prepare(cfg: RunConfig) -> Prepared:
     if len(splits["train"]) == 0:
         raise DataError(f"No training windows: recordings are too short for window_len={d.window_len} "
                         f"with split {list(d.split)}.")
-    fe, choice = front_end(cfg.frontend, splits["train"], dataset.class_names, float(d.fs_hz))
-    spec = InputSpec(float(d.fs_hz), d.window_len, d.hop, tuple(dataset.recordings[0].channels), "none", None, fe)
+    fe, choice = front_end(cfg.frontend, splits["train"], dataset.class_names, float(dataset.fs_hz))
+    spec = InputSpec(float(dataset.fs_hz), d.window_len, d.hop, tuple(dataset.recordings[0].channels), "none", None, fe)
     if d.normalize == "global":
         standardizer = Standardizer(per_channel=True).fit(spec.features(splits["train"].X))
         spec = dataclasses.replace(spec, normalize="global", standardizer=standardizer)
@@ -156,8 +174,8 @@ def _prepare_cached(cfg: RunConfig) -> Prepared:
     if len(splits["train"]) == 0:
         raise DataError(f"No training windows in the cache '{d.cache}' for window_len={d.window_len} "
                         f"with split {list(d.split)}.")
-    fe, choice = front_end(cfg.frontend, splits["train"], class_names, float(d.fs_hz))
-    spec = InputSpec(float(d.fs_hz), d.window_len, d.hop, tuple(info.channels), "none", None, fe)
+    fe, choice = front_end(cfg.frontend, splits["train"], class_names, float(info.fs_hz))
+    spec = InputSpec(float(info.fs_hz), d.window_len, d.hop, tuple(info.channels), "none", None, fe)
     mean, std, rms = streaming_moments(splits["train"].X, transform=spec.features)
     if d.normalize == "global":
         standardizer = Standardizer.from_dict({"per_channel": True, "eps": Standardizer().eps,

@@ -1,10 +1,13 @@
 """Readers for files of named arrays: MAT v5 (scipy), ``.npz`` and ``.npy`` (numpy).
 
 Each numeric 1-D or 2-D array becomes one or more channels; in a 2-D array the longer axis is
-time, so ``(T, C)`` and ``(C, T)`` both work. A scalar named like a sampling rate (``fs``,
-``fs_hz``, ``sampling_rate``, ``sample_rate``, ``sr``, any case) gives ``fs_hz``; a vector named
-like time (``time``, ``t``, ``time_s``, ``timestamp``) gives it from its spacing. MAT files whose
-variables look like CWRU's (``X105_DE_time``) go to :func:`faultdiag.data.cwru_catalogue.recording_from_variables`.
+time, so ``(T, C)`` and ``(C, T)`` both work; ``variable=`` keeps one array. MATLAB structs are
+read field by field under dotted names (``bearing.gs``, ``bearing.sr``; nested structs too), so
+a struct holding one signal and its rate is read like plain variables. Named scalars give the
+sampling rate, shaft speed and bearing frequencies (:mod:`faultdiag.data.readers.scalars`); a
+vector named like time (``time``, ``t``, ``time_s``, ``timestamp``) gives the rate from its
+spacing. MAT files whose variables look like CWRU's (``X105_DE_time``) go to
+:func:`faultdiag.data.cwru_catalogue.recording_from_variables`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from faultdiag.data.readers.scalars import leaf, numeric_scalars, stated_fs, stated_meta
 from faultdiag.data.readers.source import (
-    FS_NAMES, TIME_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, select_channels,
-    source_from_recording,
+    RecordingSource, file_label, fs_from_time, resolve_fs, select_channels, source_from_recording, time_scale,
 )
 from faultdiag.data.recording import Recording
-from faultdiag.errors import DataError
+from faultdiag.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +75,8 @@ def pick_refs(path: Any, refs: list[ChannelRef], channels: Any, seen: Sequence[s
     lengths = {r.name: r.n_samples for r in refs}
     if len(set(lengths.values())) > 1:
         raise DataError(
-            f"{path} holds signals of different lengths {lengths}; pick those that belong together "
-            "with channels= (--channels)."
+            f"{path} holds signals of different lengths {lengths}; pick one with the 'variable' option "
+            "(--variable, data.variable)."
         )
     if refs[0].n_samples == 0:
         raise DataError(f"{path} holds no samples (zero-length signal).")
@@ -109,36 +112,60 @@ def split_named_arrays(path: Any, arrays: Mapping[str, Any]) -> tuple[dict[str, 
     return numeric, other
 
 
-def stated_fs(path: Any, other: Mapping[str, Any]) -> tuple[float | None, str]:
-    """A sampling rate stored as a scalar variable (``fs``, ``Fs``, ``fs_hz`` ...), and its name."""
-    for key, arr in other.items():
-        if key.lower() in FS_NAMES and np.asarray(arr).dtype.kind in "iuf" and np.asarray(arr).size == 1:
-            return float(np.asarray(arr).reshape(-1)[0]), f"variable '{key}'"
-    return None, ""
+def flatten_structs(variables: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """MATLAB structs (scipy's structured arrays of one element) → their fields under dotted names.
+
+    ``{"bearing": struct(gs=..., sr=...)}`` → ``{"bearing.gs": ..., "bearing.sr": ...}``, nested
+    structs recursively; struct arrays of several elements and cell arrays stay as they are (they
+    are not signals).
+    """
+    out: dict[str, Any] = {}
+    for key, value in variables.items():
+        name = f"{prefix}{key}"
+        arr = value if isinstance(value, np.ndarray) else None
+        if arr is not None and arr.dtype.names and arr.size == 1:
+            item = arr.reshape(-1)[0]
+            out.update(flatten_structs({f: item[f] for f in arr.dtype.names}, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _pick_variable(path: Any, numeric: dict[str, Any], other: Mapping[str, Any], variable: str) -> dict[str, Any]:
+    if variable in numeric:
+        return {variable: numeric[variable]}
+    raise ConfigError(
+        f"The 'variable' option names '{variable}', which {path} does not hold as a numeric signal; its signals "
+        f"are {sorted(numeric)} (other variables: {sorted(other)[:20]})."
+    )
 
 
 def recording_from_arrays(path: Path, arrays: Mapping[str, Any], fmt: str, *, fs_hz: float | None,
-                          channels: Any, label: str | None) -> Recording:
-    """A Recording from named in-memory arrays (MAT v5 variables, .npz entries)."""
+                          channels: Any, label: str | None, variable: str | None = None) -> Recording:
+    """A Recording from named in-memory arrays (MAT v5 variables and struct fields, .npz entries)."""
     numeric, other = split_named_arrays(path, arrays)
-    file_fs, what = stated_fs(path, other)
-    time_key = next((k for k in numeric if k.lower() in TIME_NAMES and signal_layout(numeric[k].shape)
+    time_key = next((k for k in numeric if time_scale(leaf(k)) is not None and signal_layout(numeric[k].shape)
                      and signal_layout(numeric[k].shape)[1] == 1), None)
-    if time_key is not None:
-        t = np.asarray(numeric.pop(time_key)).reshape(-1)
-        if file_fs is None and fs_hz is None:
-            file_fs, what = fs_from_time(path, t, f"time variable '{time_key}'"), f"time variable '{time_key}'"
+    t = np.asarray(numeric.pop(time_key)).reshape(-1) * time_scale(leaf(time_key)) if time_key is not None else None
+    if variable is not None:
+        numeric = _pick_variable(path, numeric, other, variable)
+    scalars = numeric_scalars(other)
+    file_fs, what, fs_key = stated_fs(scalars, variable or next(iter(numeric), None))
+    if t is not None and file_fs is None and fs_hz is None:
+        what = f"time variable '{time_key}'"
+        file_fs = fs_from_time(path, t, what)
     refs = [r for key, arr in numeric.items() for r in channel_refs(key, arr.shape)]
     refs = pick_refs(path, refs, channels, list(arrays))
-    fs = resolve_fs(path, file_fs, fs_hz, what or f"no {'/'.join(FS_NAMES)} variable or time vector")
+    fs = resolve_fs(path, file_fs, fs_hz, what or "no fs/fs_hz/sr/sampling_rate variable or time vector")
     signal = read_span(numeric.__getitem__, refs, 0, refs[0].n_samples)
     if label is None:
         label = file_label(other["label"]) if "label" in other else None
-    return Recording(signal, fs, tuple(r.name for r in refs), label, str(path), {"format": fmt})
+    meta = {"format": fmt, **stated_meta(scalars, fs_key, refs[0].key)}
+    return Recording(signal, fs, tuple(r.name for r in refs), label, str(path), meta)
 
 
 def open_mat5(path: Path, *, fs_hz: float | None, channels: Any, label: str | None,
-              dataset: str | None = None, **_: Any) -> RecordingSource:
+              dataset: str | None = None, variable: str | None = None, **_: Any) -> RecordingSource:
     """MAT v5 via scipy.io.loadmat, read whole (``dataset`` only matters to CWRU files)."""
     from scipy.io import loadmat
 
@@ -147,10 +174,11 @@ def open_mat5(path: Path, *, fs_hz: float | None, channels: Any, label: str | No
     except Exception as exc:  # scipy raises ValueError, TypeError, OSError ... on damaged files
         raise DataError(f"{path} is not a readable MAT v5 file ({type(exc).__name__}: {exc}).") from exc
     variables = {k: v for k, v in raw.items() if not k.startswith("__")}
-    if any(CWRU_VARIABLE.fullmatch(k) for k in variables):
+    if any(CWRU_VARIABLE.fullmatch(k) for k in variables) and variable is None:
         rec = cwru_recording(path, variables, fs_hz=fs_hz, channels=channels, label=label, dataset=dataset)
     else:
-        rec = recording_from_arrays(path, variables, "mat5", fs_hz=fs_hz, channels=channels, label=label)
+        rec = recording_from_arrays(path, flatten_structs(variables), "mat5", fs_hz=fs_hz, channels=channels,
+                                    label=label, variable=variable)
     return source_from_recording(rec, "mat5")
 
 
@@ -172,14 +200,15 @@ def cwru_recording(path: Path, variables: dict[str, Any], *, fs_hz: float | None
     return rec
 
 
-def open_npz(path: Path, *, fs_hz: float | None, channels: Any, label: str | None, **_: Any) -> RecordingSource:
+def open_npz(path: Path, *, fs_hz: float | None, channels: Any, label: str | None, variable: str | None = None,
+             **_: Any) -> RecordingSource:
     """``.npz``: one channel per 1-D array (name = key), optional ``fs_hz`` and ``label`` entries."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except Exception as exc:  # zipfile, ValueError (pickled objects), OSError
         raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc}).") from exc
-    rec = recording_from_arrays(path, arrays, "npz", fs_hz=fs_hz, channels=channels, label=label)
+    rec = recording_from_arrays(path, arrays, "npz", fs_hz=fs_hz, channels=channels, label=label, variable=variable)
     return source_from_recording(rec, "npz")
 
 

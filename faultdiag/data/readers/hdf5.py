@@ -1,8 +1,11 @@
 """Readers for HDF5 and MATLAB v7.3 files (h5py), sliced block by block.
 
-Every numeric 1-D/2-D dataset (searched recursively) is a signal; ``dataset=`` picks one. The
-sampling rate comes from an attribute ``fs_hz``/``fs``/``sampling_rate`` (on the dataset, then on
-the file root), a scalar dataset of such a name, or a time vector. MATLAB v7.3 stores arrays
+Every numeric 1-D/2-D dataset (searched recursively, so MATLAB structs and nested groups too) is
+a signal; ``dataset=`` (or ``variable=``, where ``bearing.gs`` also finds ``bearing/gs``) picks
+one. The sampling rate comes from an attribute ``fs_hz``/``fs``/``sampling_rate`` (on the dataset,
+then on the file root), a scalar dataset of such a name (one in the signal's own group first),
+or a time vector; shaft speed and bearing frequencies from scalar datasets
+(:mod:`faultdiag.data.readers.scalars`). MATLAB v7.3 stores arrays
 column-major, so h5py sees them transposed (a MATLAB ``(T, 1)`` column is ``(1, T)`` here); the
 "longer axis is time" rule reads both. MATLAB strings (class ``char``) are uint16 datasets and are
 never taken for signals. CWRU-style variables go to :mod:`faultdiag.data.cwru`.
@@ -16,8 +19,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from faultdiag.data.readers.arrays import CWRU_VARIABLE, channel_refs, cwru_recording, pick_refs, read_span
+from faultdiag.data.readers.scalars import numeric_scalars, stated_fs, stated_meta
 from faultdiag.data.readers.source import (
-    FS_NAMES, TIME_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, source_from_recording,
+    FS_NAMES, RecordingSource, file_label, fs_from_time, resolve_fs, source_from_recording, time_scale,
 )
 from faultdiag.errors import ConfigError, DataError
 
@@ -61,15 +65,33 @@ def _inventory(f: Any, fmt: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return numeric, other
 
 
-def _stated_fs(f: Any, datasets: list[Any], other: dict[str, Any]) -> tuple[float | None, str]:
+def _stated_fs(f: Any, datasets: list[Any], scalars: dict[str, float],
+               signal_key: str | None) -> tuple[float | None, str, str | None]:
+    """``(fs_hz, what, key)``: an attribute first (key ``""``), else a scalar dataset (its path)."""
     for obj, where in [(d, f"attribute of '{d.name}'") for d in datasets] + [(f, "attribute of the file root")]:
         for key, value in obj.attrs.items():
             if key.lower() in FS_NAMES and np.asarray(value).size == 1:
-                return float(np.asarray(value).reshape(-1)[0]), f"{where} '{key}'"
-    for name, obj in other.items():
-        if name.rsplit("/", 1)[-1].lower() in FS_NAMES and obj.size == 1 and obj.dtype.kind in "iuf":
-            return float(np.asarray(obj[()]).reshape(-1)[0]), f"dataset '{name}'"
-    return None, ""
+                return float(np.asarray(value).reshape(-1)[0]), f"{where} '{key}'", ""
+    fs, what, key = stated_fs(scalars, signal_key)
+    return fs, what.replace("variable", "dataset"), key
+
+
+def _scalars(other: dict[str, Any]) -> dict[str, float]:
+    """Numeric scalar datasets (MATLAB strings and logicals left out)."""
+    plain = {k: v for k, v in other.items()
+             if _decode(v.attrs.get("MATLAB_class", b"double")) in MATLAB_NUMERIC and "MATLAB_empty" not in v.attrs}
+    return numeric_scalars(plain)
+
+
+def _resolve_dataset(path: Path, numeric: dict[str, Any], dataset: str) -> str:
+    key = dataset.strip("/")
+    for candidate in (key, key.replace(".", "/")):
+        if candidate in numeric:
+            return candidate
+    raise ConfigError(
+        f"The 'variable' option names '{dataset}', which is not a numeric signal in {path}; its signal "
+        f"datasets are {sorted(numeric)}."
+    )
 
 
 def _stated_label(f: Any, datasets: list[Any], other: dict[str, Any]) -> str | None:
@@ -90,28 +112,26 @@ def _names_attr(obj: Any) -> list[str] | None:
 
 
 def open_hdf5(path: Path, fmt: str, *, fs_hz: float | None, channels: Any, label: str | None,
-              dataset: str | None = None, **_: Any) -> RecordingSource:
+              dataset: str | None = None, variable: str | None = None, **_: Any) -> RecordingSource:
     """HDF5 or MAT v7.3 (``fmt``), read slice by slice."""
+    dataset = dataset if dataset is not None else variable
     with _open(path) as f:
         numeric, other = _inventory(f, fmt)
-        if fmt == "mat73" and any(CWRU_VARIABLE.fullmatch(k) for k in numeric):
+        if fmt == "mat73" and variable is None and any(CWRU_VARIABLE.fullmatch(k) for k in numeric):
             variables = {k: np.asarray(v[()]).T for k, v in numeric.items()}
             variables.update({k: np.asarray(v[()]).T for k, v in other.items() if v.dtype.kind in "iuf"})
             rec = cwru_recording(path, variables, fs_hz=fs_hz, channels=channels, label=label, dataset=dataset)
             return source_from_recording(rec, fmt)
         if dataset is not None:
-            key = dataset.strip("/")
-            if key not in numeric:
-                raise ConfigError(
-                    f"The 'dataset' parameter names '{dataset}', which is not a numeric signal in "
-                    f"{path}; its signal datasets are {sorted(numeric)}."
-                )
+            key = _resolve_dataset(path, numeric, dataset)
             numeric = {key: numeric[key]}
-        file_fs, what = _stated_fs(f, list(numeric.values()), other)
+        scalars = _scalars(other)
+        file_fs, what, fs_key = _stated_fs(f, list(numeric.values()), scalars, next(iter(numeric), None))
         file_fs, what = _time_fs(path, numeric, file_fs, fs_hz, what)
         refs = [r for k, d in numeric.items() for r in channel_refs(k, d.shape, _names_attr(d))]
         refs = pick_refs(path, refs, channels, sorted(numeric) + sorted(other))
         fs = resolve_fs(path, file_fs, fs_hz, what or "no fs_hz/fs/sampling_rate attribute")
+        meta = {"format": fmt, **stated_meta(scalars, fs_key, refs[0].key)}
         if label is None:
             label = _stated_label(f, [numeric[r.key] for r in refs[:1]], other)
     n = refs[0].n_samples
@@ -122,7 +142,7 @@ def open_hdf5(path: Path, fmt: str, *, fs_hz: float | None, channels: Any, label
                 yield read_span(g.__getitem__, refs, a, min(a + chunk_len, n))
 
     names = tuple(r.name for r in refs)
-    return RecordingSource(fs, names, n, str(path), {"format": fmt}, label, fmt, chunks)
+    return RecordingSource(fs, names, n, str(path), meta, label, fmt, chunks)
 
 
 def _time_fs(path: Path, numeric: dict[str, Any], file_fs: float | None, fs_hz: float | None,
@@ -130,11 +150,12 @@ def _time_fs(path: Path, numeric: dict[str, Any], file_fs: float | None, fs_hz: 
     """Drop a time-vector dataset from ``numeric``; use its spacing when no rate is stated."""
     for key in list(numeric):
         refs = channel_refs(key, numeric[key].shape)
-        if key.rsplit("/", 1)[-1].lower() in TIME_NAMES and len(refs) == 1:
+        scale = time_scale(key.rsplit("/", 1)[-1])
+        if scale is not None and len(refs) == 1:
             data = numeric.pop(key)
             if file_fs is None and fs_hz is None:
                 n = min(refs[0].n_samples, _TIME_PROBE_LEN)
                 probe = data[:n] if data.ndim == 1 else data[0, :n] if refs[0].time_axis == 1 else data[:n, 0]
                 what = f"time dataset '{key}'"
-                file_fs = fs_from_time(path, np.asarray(probe, dtype=np.float64), what)
+                file_fs = fs_from_time(path, np.asarray(probe, dtype=np.float64) * scale, what)
     return file_fs, what

@@ -4,7 +4,8 @@ Formats: ``mat5`` (text header "MATLAB 5.0 MAT-file"), ``mat73`` (text header "M
 MAT-file" and the HDF5 signature at offset 512), ``hdf5`` (HDF5 signature at offset 0 or after a
 user block), ``npy`` (``\\x93NUMPY``), ``npz`` (a zip archive holding ``.npy`` members) and ``csv``
 (decodable text whose lines split into the same number of fields on ``,`` ``;`` tab or
-whitespace).
+whitespace). A text preamble before the table (instrument, date, units ...) is recognised by
+:func:`locate_table`: the table starts at the first run of numeric rows, or the header just above it.
 """
 
 from __future__ import annotations
@@ -139,16 +140,60 @@ def sniff_delimiter(lines: list[str], suffix: str = "") -> str | None:
     return None
 
 
+def split_fields(line: str, sep: str) -> list[str]:
+    """The fields of ``line`` split on ``sep`` (``WHITESPACE`` splits on runs of blanks)."""
+    if sep == WHITESPACE:
+        return line.split()
+    import csv
+
+    return [f.strip() for f in next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])]
+
+
+def _numeric_row(line: str, sep: str, n_fields: int) -> bool:
+    fields = split_fields(line, sep)
+    return len(fields) >= n_fields and all(is_number(f) for f in fields[:n_fields] if f) and any(fields)
+
+
+def locate_table(raw_lines: list[str], suffix: str = "") -> tuple[str | None, int]:
+    """``(separator, index of the first table line)`` in ``raw_lines`` (blank lines included).
+
+    The separator is judged on the last up to 50 non-blank lines (the data). The table starts at
+    the first non-blank line that is either a numeric row followed by another, or a non-numeric
+    line with at least as many fields as the numeric row that follows it (the header). Lines before
+    it are a preamble. ``(None, 0)`` when there is no separator.
+    """
+    body = [ln for ln in raw_lines if ln.strip()]
+    sep = sniff_delimiter(body[-_SNIFF_LINES:], suffix)
+    if sep is None:
+        return None, 0
+    n_fields = Counter(len(split_fields(ln, sep)) for ln in body[-_SNIFF_LINES:]).most_common(1)[0][0]
+    idx = [i for i, ln in enumerate(raw_lines) if ln.strip()]
+    for i, nxt in zip(idx, idx[1:]):
+        if not _numeric_row(raw_lines[nxt], sep, n_fields):
+            continue
+        if _numeric_row(raw_lines[i], sep, n_fields):
+            return sep, i
+        filled = sum(1 for f in split_fields(raw_lines[nxt], sep) if f)  # rows may end with a delimiter
+        if len(split_fields(raw_lines[i], sep)) >= filled:
+            return sep, i
+    return sep, 0
+
+
 def sniff_text(path: Path, head: bytes | None = None) -> str | None:
-    """The delimiter of a text recording, or None when ``path`` is not delimited text."""
+    """The delimiter of a text recording (after any preamble), or None when ``path`` is not delimited text."""
     if head is None:
         with open(path, "rb") as fh:
             head = fh.read(_SNIFF_BYTES)
     text = decode_text(head)
     if text is None:
         return None
-    lines = sample_lines(text, at_eof=len(head) < _SNIFF_BYTES)
-    sep = sniff_delimiter(lines, path.suffix.lower())
+    raw = text.splitlines()
+    if len(head) >= _SNIFF_BYTES and raw:
+        raw = raw[:-1]  # a line cut by the sample
+    sep, start = locate_table(raw, path.suffix.lower())
+    if sep is not None and start:
+        sep = sniff_delimiter(sample_lines("\n".join(raw[start:]), True), path.suffix.lower()) or sep
+    lines = [ln for ln in raw if ln.strip()]
     if sep is None and path.suffix.lower() in TEXT_EXTENSIONS and lines:
         sep = ","  # the extension says text; the parser will report what is wrong with it
     return sep

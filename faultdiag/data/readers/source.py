@@ -8,6 +8,7 @@ memory at once.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -17,7 +18,12 @@ from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
 
 TIME_NAMES = ("time", "t", "time_s", "timestamp")
-FS_NAMES = ("fs", "fs_hz", "sampling_rate", "sample_rate", "sr")
+"""Names of a time vector in seconds; with a unit (``time_ms``, ``t_us``, ``Time [s]``, ``time (ns)``) see :func:`time_scale`."""
+TIME_UNITS_S = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "msec": 1e-3, "us": 1e-6, "\u00b5s": 1e-6,
+                "usec": 1e-6, "ns": 1e-9, "min": 60.0}
+_TIME_NAME = re.compile(r"^(timestamp|time|t)(?:[\s_\-]*[\[(]?\s*([a-z\u00b5]+)\s*[\])]?)?$")
+FS_NAMES = ("fs", "fs_hz", "sampling_rate", "sample_rate", "sr", "samplerate", "sampling_frequency",
+            "sampling_rate_hz", "sample_rate_hz", "fsample")
 SPACING_TOLERANCE = 0.25  # a sample spacing may differ this much (relative) from the median
 MIN_CHUNK_LEN = 1 << 14
 READ_CHUNK_LEN = 1 << 18
@@ -123,6 +129,17 @@ def source_from_recording(rec: Recording, fmt: str) -> RecordingSource:
     return RecordingSource(rec.fs_hz, rec.channels, rec.n_samples, str(rec.source), meta, rec.label, fmt, chunks)
 
 
+def time_scale(name: str) -> float | None:
+    """Seconds per unit of a column/variable named like time (``time``, ``t_ms``, ``Time [us]`` ...), else None.
+
+    A name without a unit is in seconds. Example: ``time_scale("time_ms") == 1e-3``.
+    """
+    match = _TIME_NAME.match(str(name).strip().lower())
+    if match is None:
+        return None
+    return TIME_UNITS_S.get(match.group(2) or "")
+
+
 def check_fs_param(fs_hz: Any) -> float | None:
     if fs_hz is None:
         return None
@@ -142,8 +159,9 @@ def resolve_fs(path: Any, file_fs_hz: float | None, fs_hz: float | None, what: s
     :class:`MissingRateError`) or when they disagree."""
     if file_fs_hz is None and fs_hz is None:
         raise MissingRateError(
-            f"{path} does not state its sampling rate ({what}); pass fs_hz "
-            "(--fs-hz on the command line)."
+            f"{path} does not state its sampling rate ({what}); give it with the fs_hz option (--fs-hz in "
+            f"diagnose and data inspect, data.source_fs_hz in a config) or in a sidecar file beside it "
+            f"(<file name>.json holding {{\"fs_hz\": ...}})."
         )
     if file_fs_hz is None:
         return float(fs_hz)
