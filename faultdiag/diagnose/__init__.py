@@ -130,7 +130,7 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
             if envelope is None and excerpt.full():  # the envelope check runs beside the model (2nd core)
                 envelope = pool.submit(run_check, excerpt.value(), src.fs_hz, inputs)
             tally.add_raw(X)
-            tally.add_probs(pred.predict(X))
+            tally.add_probs(*pred.predict(X))
         envelope = envelope.result() if envelope is not None else run_check(excerpt.value(), src.fs_hz, inputs)
     return src, rows, tally, checks, excerpt, (up, down), rate_note, inputs, envelope
 
@@ -161,7 +161,8 @@ def diagnose_file(path: str | os.PathLike, predictor: Predictor, *, channel: Seq
     probs = tally.prob_sum / n
     x = excerpt.value()
     row = {"true": true_label if true_label is not None else (src.label if src.label in ckpt.class_names else None)}
-    row.update(verdict_columns(path, src, rows, ckpt, tally, checks, probs, resampled=up != down))
+    row.update(verdict_columns(path, src, rows, ckpt, tally, checks, probs, resampled=up != down,
+                               threshold=getattr(predictor.density, "threshold_", None)))
     row.update(envelope_columns(row["predicted"], report, "; ".join(filter(None, [rate_note, note])), rpm_used,
                                 rpm_from, inputs.bearing.name if inputs.bearing is not None else None, x.size / src.fs_hz))
     if plot_dir is not None:

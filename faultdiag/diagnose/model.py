@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -19,10 +20,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Predictor:
-    """A loaded checkpoint and ``predict(X (N, C, L) float32 raw) -> probabilities (N, K)`` numpy."""
+    """A loaded checkpoint and ``predict(X (N, C, L) float32 raw) -> (probabilities (N, K), scores (N,) | None)``.
+
+    ``scores``: how unlike the training data each window is in the network's feature space (the
+    checkpoint's :class:`~faultdiag.ood.FeatureDensity`; ``density.threshold_`` is exceeded by about
+    5 % of in-distribution windows), or ``None`` for a checkpoint without one.
+    """
 
     ckpt: Checkpoint
-    predict: Callable[[np.ndarray], np.ndarray]
+    predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+    density: Any = None
 
 
 def _traced(net: torch.nn.Module, probe: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -58,19 +65,24 @@ def load_predictor(model_path: str | os.PathLike, *, jit: bool = False) -> Predi
     within 1e-4 on a probe batch. After folding, tracing gained under 5 % on a busy 2-core CPU
     and costs about 2 s up front, so it is off by default.
     """
+    from faultdiag.models.features import penultimate
+    from faultdiag.ood import FeatureDensity
+
     ckpt = load_checkpoint(model_path)
     net = _fast(ckpt.build_model().eval())
+    density = FeatureDensity.from_dict(ckpt.ood) if ckpt.ood else None
     forward: Callable[[torch.Tensor], torch.Tensor] = net
-    if jit:
+    if jit and density is None:  # a traced model has no fc to read the features from
         probe = torch.randn(4, len(ckpt.inputs.channels), ckpt.inputs.window_len, generator=torch.Generator().manual_seed(0))
         forward = _traced(net, probe)
 
-    def predict(X: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+    def predict(X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        with torch.inference_mode(), penultimate(net) if density is not None else contextlib.nullcontext() as feats:
             logits = forward(ckpt.inputs.transform(torch.from_numpy(X)))
-            return torch.softmax(logits.float(), dim=1).numpy()
+        probs = torch.softmax(logits.float(), dim=1).numpy()
+        return probs, (density.score(feats[0].float().numpy()) if density is not None else None)
 
-    return Predictor(ckpt, predict)
+    return Predictor(ckpt, predict, density)
 
 
 def select_rows(src: Any, ckpt: Checkpoint, channel: Sequence[str] | None) -> list[int]:

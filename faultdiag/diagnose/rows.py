@@ -10,7 +10,7 @@ import numpy as np
 from faultdiag.checkpoint import Checkpoint
 from faultdiag.diagnose.stream import CLIP_SHARE, RMS_FAR_FACTOR, SignalChecks, WindowTally
 
-__all__ = ["fault_kind", "agreement", "warnings_for", "verdict_columns", "envelope_columns"]
+__all__ = ["fault_kind", "agreement", "familiarity", "warnings_for", "verdict_columns", "envelope_columns"]
 
 MIN_WINDOWS = 5
 FLAT_SHARE = 0.01
@@ -47,9 +47,21 @@ def agreement(predicted: str | None, envelope_fault: str | None, envelope_ran: b
     return "agrees" if envelope_fault == kind else "disagrees"
 
 
-def warnings_for(tally: WindowTally, checks: SignalChecks, ckpt: Checkpoint) -> list[str]:
-    """What makes a verdict untrustworthy: too few windows, clipping, flat windows, RMS outside training."""
-    out = []
+def familiarity(tally: WindowTally, threshold: float | None) -> dict[str, Any] | None:
+    """How unlike the training data the recording's windows are in the network's feature space
+    (:func:`faultdiag.ood.recording_verdict`), or ``None`` without a checkpoint density."""
+    from faultdiag.ood import recording_verdict
+
+    if threshold is None or not tally.scores:
+        return None
+    return recording_verdict(np.concatenate(tally.scores), threshold)
+
+
+def warnings_for(tally: WindowTally, checks: SignalChecks, ckpt: Checkpoint,
+                 familiar: dict[str, Any] | None = None) -> list[str]:
+    """What makes a verdict untrustworthy: unlike the training data (features), too few windows,
+    clipping, flat windows, RMS outside the training range."""
+    out = [familiar["warning"]] if familiar is not None and familiar["unlike_training"] else []
     n = tally.n_windows
     if n < MIN_WINDOWS:
         out.append(f"short: only {n} window(s) of {ckpt.inputs.window_len / ckpt.inputs.fs_hz:.3g} s")
@@ -66,17 +78,23 @@ def warnings_for(tally: WindowTally, checks: SignalChecks, ckpt: Checkpoint) -> 
 
 
 def verdict_columns(path: Path, src: Any, rows: list[int], ckpt: Checkpoint, tally: WindowTally,
-                    checks: SignalChecks, probs: np.ndarray, resampled: bool) -> dict[str, Any]:
-    """The network's part of a result row: verdict, vote shares, mean probabilities, signal checks."""
+                    checks: SignalChecks, probs: np.ndarray, resampled: bool,
+                    threshold: float | None = None) -> dict[str, Any]:
+    """The network's part of a result row: verdict, vote shares, mean probabilities, signal checks, and
+    ``unlike_training_share`` (windows over the feature-space threshold) with ``reliable`` (False when
+    the recording is unlike anything the model was trained on; None without a density)."""
     n = tally.n_windows
     k = int(np.lexsort((-probs, -tally.votes))[0])  # most votes; ties to the higher mean probability
+    familiar = familiarity(tally, threshold)
     return {
         "file": str(path), "format": src.format, "fs_hz": src.fs_hz, "resampled_to_hz": ckpt.inputs.fs_hz if resampled else None,
         "channels": ",".join(src.channels[i] for i in rows), "duration_s": checks.n_samples / src.fs_hz,
         "n_windows": n, "predicted": ckpt.class_names[k], "confidence": float(probs[k]),
         **{f"share_{c}": float(v) / n for c, v in zip(ckpt.class_names, tally.votes)},
         **{f"prob_{c}": float(p) for c, p in zip(ckpt.class_names, probs)},
-        "warnings": "; ".join(warnings_for(tally, checks, ckpt)),
+        "reliable": None if familiar is None else not familiar["unlike_training"],
+        "unlike_training_share": None if familiar is None else familiar["share_over"],
+        "warnings": "; ".join(warnings_for(tally, checks, ckpt, familiar)),
         "rms_mean": tally.rms_sum / n, "clipped_share": checks.clipped_share(), "flat_share": tally.n_flat / n,
     }
 

@@ -142,6 +142,7 @@ class WindowTally:
     rms_sum: float = 0.0
     n_rms_far: int = 0
     n_flat: int = 0
+    scores: list = field(default_factory=list)  # feature-space scores of the windows (faultdiag.ood)
 
     def __post_init__(self) -> None:
         self.votes = np.zeros(self.n_classes, np.int64)
@@ -157,11 +158,13 @@ class WindowTally:
             lo, hi = self.rms_range
             self.n_rms_far += int(((rms < lo / RMS_FAR_FACTOR) | (rms > hi * RMS_FAR_FACTOR)).sum())
 
-    def add_probs(self, probs: np.ndarray) -> None:
-        """Class probabilities ``(N, K)`` of a batch."""
+    def add_probs(self, probs: np.ndarray, scores: np.ndarray | None = None) -> None:
+        """Class probabilities ``(N, K)`` of a batch, and its windows' feature-space scores ``(N,)``."""
         self.n_windows += probs.shape[0]
         self.votes += np.bincount(probs.argmax(axis=1), minlength=self.n_classes)
         self.prob_sum += probs.sum(axis=0, dtype=np.float64)
+        if scores is not None:
+            self.scores.append(np.asarray(scores, dtype=np.float32))
 
 
 def iter_windows(chunks: Iterator[np.ndarray], window_len: int, hop: int, batch_size: int) -> Iterator[np.ndarray]:
