@@ -243,7 +243,7 @@ def test_a_sweep_mixing_families_gives_each_cell_only_its_own_model_keys():
                                                "model.stem_dropout": "0.3", "model.kernel_dropout": "0.2"}))
     by_model = {c.model: c.config.model for c in plan_cells(cfg)}
     assert by_model["drsn-cw"].preset == "wide" and by_model["drsn-cw"].stem_dropout == 0.3
-    assert by_model["drsn-cw"].kernel_dropout is None
+    assert by_model["drsn-cw"].kernel_dropout == 0.2  # the stem's kernel dropout applies to the DRSN too
     assert by_model["wdcnn"].preset == "paper" and by_model["wdcnn"].stem_dropout is None
     assert by_model["wdcnn"].widths is None and by_model["wdcnn"].kernel_dropout is None
     assert by_model["ticnn"].kernel_dropout == 0.2

@@ -31,14 +31,17 @@ _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
 
 
-def conv_same(dims: int, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Module:
+def conv_same(dims: int, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+              conv_cls: type | None = None) -> nn.Module:
     """A convolution with Keras ``'same'`` padding: output length ``ceil(L / stride)`` per axis.
 
     Odd kernels pad ``(k - 1) / 2`` on both sides inside the conv (what TensorFlow does too when
     ``L`` and ``k`` make the total padding even).  Even kernels need one more sample on the right,
     so they get an explicit ``ConstantPad`` before an unpadded conv (module ``[1]`` holds it).
+    ``conv_cls``: the convolution class (default ``nn.Conv1d``/``nn.Conv2d``; e.g. one that drops
+    kernel weights while training).
     """
-    conv_cls = _CONV[dims]
+    conv_cls = conv_cls or _CONV[dims]
     if kernel_size % 2 == 1:
         return conv_cls(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
     left, right = (kernel_size - 1) // 2, kernel_size // 2

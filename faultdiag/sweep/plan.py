@@ -57,14 +57,14 @@ def snr_id(snr_db: float) -> str:
 
 def model_section(model: ModelConfig, name: str) -> ModelConfig:
     """``model`` for network ``name`` in a sweep that mixes families: the keys that do not apply to
-    ``name`` go back to their defaults (logged).  An anchor keeps only ``kernel_dropout`` (``ticnn``):
-    in a comparison it is the published architecture, without the shrinkage family's ``stem_dropout``."""
+    ``name`` go back to their defaults (logged).  An anchor is the published architecture: ``wdcnn``
+    keeps no key, ``ticnn`` its ``kernel_dropout`` (its paper's 0.5 when unset)."""
     from faultdiag.models.networks import ANCHOR_NAMES
 
     if name in ANCHOR_NAMES:
         section = ModelConfig(name=name, kernel_dropout=model.kernel_dropout if name == "ticnn" else None)
     else:
-        section = dataclasses.replace(model, name=name, kernel_dropout=None)
+        section = dataclasses.replace(model, name=name)
     dropped = [f.name for f in dataclasses.fields(model) if f.name != "name"
                and getattr(model, f.name) != getattr(section, f.name)]
     if dropped:
