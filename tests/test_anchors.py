@@ -244,8 +244,10 @@ def test_builder_errors():
         build_model("ticnn", num_classes=0)
     with pytest.raises(ConfigError, match="'seed'.*got 'a'"):
         build_model("wdcnn", seed="a")
-    with pytest.raises(ConfigError, match="Unknown.*'kernel_dropout'"):
-        build_model("drsn-cw", kernel_dropout=0.5)
+    # the DRSN family takes kernel dropout on its (1-D convolution) stem, nowhere else
+    assert build_model("drsn-cw", kernel_dropout=0.5).build_kwargs["kernel_dropout"] == 0.5
+    with pytest.raises(ConfigError, match="'kernel_dropout'.*1-D convolution stem"):
+        build_model("drsn-cw", dims=2, kernel_dropout=0.5)
 
 
 @pytest.mark.parametrize("name", ANCHOR_NAMES)
