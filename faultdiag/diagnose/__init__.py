@@ -35,9 +35,10 @@ import pandas as pd
 
 from faultdiag.bearing import DRIVE_END_6205, FAN_END_6203
 from faultdiag.checkpoint import Checkpoint
+from faultdiag.data.resample import resample_plan
 from faultdiag.diagnose.model import Predictor, load_predictor, select_rows
 from faultdiag.diagnose.stream import (CLIP_SHARE, FLAT_REL, RMS_FAR_FACTOR, Excerpt, SignalChecks, WindowTally,
-                                       iter_windows, resample_blocks, resample_ratio)
+                                       iter_windows, resample_blocks)
 from faultdiag.errors import ConfigError, DataError, FaultdiagError
 
 __all__ = ["diagnose", "diagnose_file", "fault_kind", "load_predictor", "BEARINGS"]
@@ -109,7 +110,8 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
     rows = select_rows(src, ckpt, channel)
     rpm = rpm if rpm is not None else _meta_rpm(src.meta)
     same = math.isclose(src.fs_hz, ckpt.inputs.fs_hz, rel_tol=1e-9)
-    up, down = (1, 1) if same else resample_ratio(src.fs_hz, ckpt.inputs.fs_hz, str(path))
+    plan = None if same else resample_plan(src.fs_hz, ckpt.inputs.fs_hz)
+    up, down = (1, 1) if plan is None else (plan.up, plan.down)
     stats = ckpt.signal_stats or {}
     rms_range = (stats["rms_min"], stats["rms_max"]) if "rms_min" in stats and "rms_max" in stats else None
     flat_rms = FLAT_REL * float(stats.get("rms_median") or 1e-6)
@@ -118,7 +120,7 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
     block_len = min(MAX_BLOCK_LEN, max(1 << 16, batch_size * hop * down // up))
 
     def model_rate_chunks():
-        for raw, out in resample_blocks(src, rows, up, down, block_len):
+        for raw, out in resample_blocks(src, rows, plan, block_len):
             checks.update(raw)
             excerpt.add(raw[0])
             yield out
