@@ -173,15 +173,20 @@ def bench_mnist(opts: dict, repeats: int, compile_: bool) -> dict:
 
 
 def bench_diagnose(presets: Sequence[str], minutes: float, threads: int) -> dict:
-    """``diagnose`` on one long 12 kHz recording, one child process per preset (``diagnose_speed``)."""
+    """``diagnose`` on one long 12 kHz recording, one child process per preset (``diagnose_speed.run_case``)."""
     duration_s, fs_hz = int(minutes * 60), int(FS_HZ)
-    case_args = argparse.Namespace(threads=threads, batch_size=DIAGNOSE_BATCH, jit="auto")
     with tempfile.TemporaryDirectory(prefix="speed_diagnose_") as tmp:
-        t0 = time.perf_counter()
         rec = diagnose_speed.write_long(Path(tmp) / "long.h5", duration_s, fs_hz)
-        write_s = time.perf_counter() - t0
-        rows = [diagnose_speed._run_case(diagnose_speed.make_model(Path(tmp) / f"{p}.pt", p), rec, case_args,
-                                         "fold", p, duration_s, fs_hz, write_s) for p in presets]
+        rows = []
+        for p in presets:
+            row = diagnose_speed.run_case(diagnose_speed.make_model(Path(tmp) / f"{p}.pt", p), [rec], f"t{threads}",
+                                          DIAGNOSE_BATCH)
+            row.update(preset=p, signal_s_per_s=duration_s / row["wall_s"],
+                       model_only_signal_s_per_s=duration_s / row["model_only_s"])
+            print(f"diagnose {p:>6}, {minutes:g} min at 12 kHz, {threads} thread(s): {row['signal_s_per_s']:6.0f} s of "
+                  f"signal/s (model alone {row['model_only_signal_s_per_s']:.0f}), peak RSS {row['peak_rss_mb']:.0f} MB",
+                  flush=True)
+            rows.append(row)
     return {"model": "random-weight drsn-cw, window 2048, hop 2048", "batch_size": DIAGNOSE_BATCH,
             "duration_s": duration_s, "fs_hz": fs_hz, "results": rows}
 

@@ -129,12 +129,44 @@ def test_other_sampling_rate_gives_same_verdict(sim_model, sim_files, tmp_path):
         assert abs(b["confidence"] - a["confidence"]) < 0.05
 
 
+def test_resampled_file_matches_scipy_float64_reference(sim_model, sim_files, tmp_path):
+    # what diagnose did before its float32 streaming resampler: resample_poly in float64 on the whole signal
+    recs, _ = sim_files
+    rec = recs["inner_race"]
+    x48 = resample_poly(rec.signal.astype(np.float64), 4, 1, axis=1).astype(np.float32)
+    path = write_recording(Recording(x48, 48000, rec.channels), tmp_path / "ir48.h5")
+    predictor = load_predictor(sim_model)
+    row = diagnose_file(path, predictor, rpm=RPM_LOAD1, batch_size=16)
+    ref = resample_poly(x48.astype(np.float64), 1, 4, axis=1).astype(np.float32)
+    probs = predictor.predict(np.array(frame(ref, 1024, 1024)))
+    names = predictor.ckpt.class_names
+    assert row["n_windows"] == len(probs)
+    votes = np.bincount(probs.argmax(axis=1), minlength=len(names)) / len(probs)
+    np.testing.assert_array_equal([row[f"share_{c}"] for c in names], votes)  # every window votes the same
+    np.testing.assert_allclose([row[f"prob_{c}"] for c in names], probs.mean(axis=0), atol=1e-5)
+
+
 def test_traced_model_matches_eager(sim_model, sim_files):
     _, paths = sim_files
     a = diagnose_file(paths["ball"], load_predictor(sim_model), rpm=RPM_LOAD1)
     b = diagnose_file(paths["ball"], load_predictor(sim_model, jit=True), rpm=RPM_LOAD1)
     assert a["predicted"] == b["predicted"] and a["n_windows"] == b["n_windows"]
     np.testing.assert_allclose([b[f"prob_{c}"] for c in CLASSES], [a[f"prob_{c}"] for c in CLASSES], atol=1e-4)
+
+
+def test_parallel_jobs_give_the_same_rows(sim_model, sim_files):
+    _, paths = sim_files
+    files = list(paths.values())
+    one = diagnose(sim_model, files, rpm=RPM_LOAD1, batch_size=8)
+    many = diagnose(sim_model, files, rpm=RPM_LOAD1, batch_size=8, jobs=2)  # two files at a time
+    assert list(many["file"]) == list(one["file"]) and list(many["predicted"]) == list(one["predicted"])
+    probs = [f"prob_{c}" for c in CLASSES]
+    np.testing.assert_allclose(many[probs].to_numpy(), one[probs].to_numpy(), atol=1e-5)
+    assert (many["n_windows"] == one["n_windows"]).all()
+    single = diagnose(sim_model, files[:1], rpm=RPM_LOAD1, batch_size=8, jobs=3)  # one file: batches on 3 threads
+    np.testing.assert_allclose(single[probs].to_numpy(), one[probs].to_numpy()[:1], atol=1e-5)
+    with pytest.raises(ConfigError, match="'jobs'"):
+        diagnose(sim_model, files, jobs=-1)
 
 
 def test_hop_sets_window_count(sim_model, sim_files):

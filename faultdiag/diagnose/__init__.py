@@ -32,11 +32,13 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from faultdiag.bearing import DRIVE_END_6205, FAN_END_6203
 from faultdiag.checkpoint import Checkpoint
 from faultdiag.data.resample import resample_plan
 from faultdiag.diagnose.model import Predictor, load_predictor, select_rows
+from faultdiag.diagnose.parallel import check_jobs, ordered_map, split_jobs, torch_threads
 from faultdiag.diagnose.stream import (CLIP_SHARE, FLAT_REL, RMS_FAR_FACTOR, Excerpt, SignalChecks, WindowTally,
                                        iter_windows, resample_blocks)
 from faultdiag.errors import ConfigError, DataError, FaultdiagError
@@ -52,7 +54,7 @@ ENVELOPE_S = 10.0
 MIN_WINDOWS = 5
 FLAT_SHARE = 0.01
 RMS_FAR_SHARE = 0.25
-MAX_BLOCK_LEN = 1 << 20
+MAX_BLOCK_LEN = 1 << 18
 """Most source samples read (and resampled) at once: bounds memory at high sampling rates."""
 
 
@@ -100,9 +102,9 @@ def agreement(predicted: str | None, envelope_fault: str | None, envelope_ran: b
     return "agrees" if envelope_fault == kind else "disagrees"
 
 
-def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, envelope_s, rpm, bearing):
-    """Read, resample, window and classify one file; returns (source, rows, tally, checks, excerpt, (up, down),
-    (envelope report or None, note)). ``rpm=None`` takes the file's ``rpm`` metadata."""
+def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, envelope_s, rpm, bearing, threads=1):
+    """Read, resample, window and classify one file (the model on ``threads`` threads); returns (source, rows,
+    tally, checks, excerpt, (up, down), (envelope report or None, note)). ``rpm=None`` takes the file's ``rpm``."""
     from faultdiag.data.readers import open_recording
 
     ckpt = pred.ckpt
@@ -119,20 +121,24 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
     checks, excerpt = SignalChecks(), Excerpt(int(round(envelope_s * src.fs_hz)))
     block_len = min(MAX_BLOCK_LEN, max(1 << 16, batch_size * hop * down // up))
 
+    envelope: list = []  # the envelope check, started beside the model as soon as its excerpt is read
+
     def model_rate_chunks():
         for raw, out in resample_blocks(src, rows, plan, block_len):
             checks.update(raw)
             excerpt.add(raw[0])
+            if not envelope and excerpt.full():
+                envelope.append(pool.submit(_envelope, excerpt.value(), src.fs_hz, rpm, bearing))
             yield out
+        if not envelope:  # a file shorter than the excerpt
+            envelope.append(pool.submit(_envelope, excerpt.value(), src.fs_hz, rpm, bearing))
 
-    envelope = None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        for X in iter_windows(model_rate_chunks(), ckpt.inputs.window_len, hop, batch_size):
-            if envelope is None and excerpt.full():  # the envelope check runs beside the model (2nd core)
-                envelope = pool.submit(_envelope, excerpt.value(), src.fs_hz, rpm, bearing)
+        batches = iter_windows(model_rate_chunks(), ckpt.inputs.window_len, hop, batch_size)
+        for X, probs in ordered_map(lambda X: (X, pred.predict(X)), batches, threads):
             tally.add_raw(X)
-            tally.add_probs(pred.predict(X))
-        envelope = envelope.result() if envelope is not None else _envelope(excerpt.value(), src.fs_hz, rpm, bearing)
+            tally.add_probs(probs)
+        envelope = envelope[0].result()
     return src, rows, tally, checks, excerpt, (up, down), envelope
 
 
@@ -205,14 +211,19 @@ def _envelope_columns(predicted: str, report: dict | None, note: str, rpm: float
 def diagnose_file(path: str | os.PathLike, predictor: Predictor, *, channel: Sequence[str] | None = None,
                   fs_hz: float | None = None, rpm: float | None = None, hop: int | None = None,
                   batch_size: int = DEFAULT_BATCH_SIZE, bearing: str = "de", envelope_s: float = ENVELOPE_S,
-                  plot_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Diagnose one file (see the module docstring); returns its result row. Errors propagate."""
+                  plot_dir: str | os.PathLike | None = None, threads: int = 1) -> dict[str, Any]:
+    """Diagnose one file (see the module docstring); returns its result row. Errors propagate.
+
+    ``threads > 1`` runs the model on that many threads of one PyTorch thread each
+    (:mod:`faultdiag.diagnose.parallel`); the row is the same.
+    """
     ckpt = predictor.ckpt
     path = Path(path)
     hop = hop or ckpt.inputs.window_len
-    src, rows, tally, checks, excerpt, (up, down), (report, note) = _stream(
-        path, predictor, channel=channel, fs_hz=fs_hz, hop=hop, batch_size=batch_size, envelope_s=envelope_s,
-        rpm=rpm, bearing=bearing)
+    with torch_threads(1 if threads > 1 and torch.get_num_threads() > 1 else None):
+        src, rows, tally, checks, excerpt, (up, down), (report, note) = _stream(
+            path, predictor, channel=channel, fs_hz=fs_hz, hop=hop, batch_size=batch_size, envelope_s=envelope_s,
+            rpm=rpm, bearing=bearing, threads=threads)
     n = tally.n_windows
     duration_s = checks.n_samples / src.fs_hz
     if n == 0:
@@ -248,7 +259,7 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
              channel: str | Sequence[str] | None = None, fs_hz: float | None = None, rpm: float | None = None,
              hop: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, plot_dir: str | os.PathLike | None = None,
              bearing: str = "de", envelope_s: float = ENVELOPE_S, jit: bool | None = None,
-             progress: bool = False) -> pd.DataFrame:
+             progress: bool = False, jobs: int = 1) -> pd.DataFrame:
     """Diagnose recordings with a trained model: one row per recording (see the module docstring).
 
     Args:
@@ -266,6 +277,9 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
         jit: also trace the (folded) model with TorchScript (see :func:`load_predictor`);
             ``None`` (default) means no: it did not pay for its ~2 s even on 60 min recordings.
         progress: show a progress bar over files.
+        jobs: threads to use (0: one per CPU core): files side by side, and a file's batches of
+            windows on several threads, each running PyTorch on one thread
+            (:mod:`faultdiag.diagnose.parallel`). The results are those of ``jobs=1``.
 
     Returns:
         DataFrame with columns ``file``, ``predicted``, ``confidence``, ``n_windows``,
@@ -288,21 +302,27 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
                 envelope_s=_check_number("envelope_s", envelope_s), plot_dir=plot_dir)
     if bearing not in BEARINGS:
         raise ConfigError(f"The 'bearing' parameter must be one of {list(BEARINGS)}; got {bearing!r}.")
+    jobs = check_jobs(jobs)
     files = _expand(list(paths))
     predictor = load_predictor(model_path, jit=bool(jit))
-    rows = []
-    for name, path, error in tqdm(files, desc="diagnose", unit="file", disable=not progress):
+    at_once, opts["threads"] = split_jobs(jobs, sum(path is not None for _, path, _ in files))
+
+    def one(item: tuple[str, Path | None, str | None]) -> dict[str, Any]:
+        name, path, error = item
         if error is None:
             try:
-                rows.append(diagnose_file(path, predictor, bearing=bearing, **opts))
-                continue
+                return diagnose_file(path, predictor, bearing=bearing, **opts)
             except FaultdiagError as exc:
                 error = str(exc)
             except (OSError, ValueError, KeyError, RuntimeError) as exc:  # unexpected reader failures
                 log.debug("diagnosing %s failed", path, exc_info=True)
                 error = f"{type(exc).__name__}: {exc}"
         log.warning("%s: %s", name, error)
-        rows.append({"file": name, "error": error})
+        return {"file": name, "error": error}
+
+    with torch_threads(1 if jobs > 1 else None):
+        rows = list(tqdm(ordered_map(one, files, at_once), total=len(files), desc="diagnose", unit="file",
+                         disable=not progress))
     return _table(rows, predictor.ckpt.class_names)
 
 
