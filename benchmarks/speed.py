@@ -1,6 +1,6 @@
 """Training and inference throughput of every 1-D preset and the MNIST demo, eager vs compiled; diagnose memory.
 
-    python benchmarks/speed.py [--threads 2] [--batch-sizes 32 64 128 256] [--steps 10] [--repeats 5]
+    python -m benchmarks.speed [--threads 2] [--batch-sizes 32 64 128 256] [--steps 10] [--repeats 5]
                                [--compile] [--skip-mnist] [--skip-diagnose] [--minutes 60] [--out PATH] [--quick]
 
 Three parts, one JSON (``benchmarks/results/speed.json``, written atomically, with the machine,
@@ -19,7 +19,10 @@ and after: the machine may be shared, a high load inflates the times):
   first call (compile + one step) is reported apart from the steady state (``compile_s``).
   Variants take turns within each repeat; median and min over repeats.
 * ``mnist_demo``: the demo's own training loop at batch 100 (``mnist_speed.measure``, variant
-  ``fast`` = ``faultdiag.mnist_demo.train_epoch``; ``fast+compile`` with ``--compile``).
+  ``fast`` = ``faultdiag.mnist_demo.train_epoch``; ``fast+compile`` with ``--compile``) and, in the
+  same rounds, the seed article's Keras program (``keras``, ``benchmarks/keras_seed.py``, Keras 3
+  on PyTorch with the same threads) with the ratio faultdiag/Keras images per second per round;
+  skipped with a note where Keras is not installed (``pip install -e '.[bench]'``).
 * ``diagnose``: ``diagnose`` on a ``--minutes`` long 12 kHz recording, one fresh child process
   per preset reporting wall time and peak RSS (``diagnose_speed._run_case``; random-weight drsn-cw).
 
@@ -161,14 +164,25 @@ def bench_presets(presets: Sequence[str], models: Sequence[str], opts: dict, com
 
 
 def bench_mnist(opts: dict, repeats: int, compile_: bool) -> dict:
-    """The demo's training loop at batch 100 (``mnist_speed.measure``) for the demo's models."""
+    """The demo's training loop at batch 100 (``mnist_speed.measure``) against the article's Keras program,
+    in turn round by round, for the demo's models."""
     variants = ["fast"] + (["fast+compile"] if compile_ else [])
+    note = None
+    if mnist_speed.keras_available():
+        variants.append("keras")
+    else:
+        note = "keras variant skipped: Keras 3 with the PyTorch backend is not installed (pip install -e '.[bench]')"
+        print(note)
     results = mnist_speed.measure(DemoConfig().models, variants, opts["mnist_images"], repeats)
     for key, r in results.items():
+        vs = f", x{r['x_keras_median']:.2f} the Keras program (rounds {', '.join(f'{v:.2f}' for v in r['x_keras'])})" \
+            if "x_keras" in r else ""
         print(f"mnist {key:>20}: best {r['best_images_per_s']:7.0f} img/s, median {r['median_images_per_s']:7.0f} "
-              f"(warm-up {r['warmup_s']:.1f} s)", flush=True)
-    return {"batch_size": 100, "images_per_round": opts["mnist_images"], "rounds": repeats,
-            "variants": {"fast": "faultdiag.mnist_demo.train_epoch", "fast+compile": "the same, torch.compile'd model"},
+              f"(warm-up {r['warmup_s']:.1f} s){vs}", flush=True)
+    return {"batch_size": 100, "images_per_round": opts["mnist_images"], "rounds": repeats, "note": note,
+            "variants": {"fast": "faultdiag.mnist_demo.train_epoch", "fast+compile": "the same, torch.compile'd model",
+                         "keras": "the seed article's program in Keras 3 on PyTorch (benchmarks/keras_seed.py); "
+                                  "x_keras: faultdiag images/s over Keras images/s, per round"},
             "results": results}
 
 

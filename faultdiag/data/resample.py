@@ -55,6 +55,8 @@ MAX_FACTOR = 16384
 KAISER_BETA = 5.0
 HALF_PER_FACTOR = 10
 ROW_OUTPUTS = 16
+BLOCK_LEN = 1 << 18
+"""Input samples per block when :func:`resample` works through a whole signal (cache-sized work)."""
 """Target outputs per matrix product: more wastes multiplications on zero taps, fewer wastes BLAS calls."""
 
 
@@ -241,5 +243,6 @@ def resample(x: np.ndarray, from_hz: float, to_hz: float, *, max_factor: int = M
     plan = resample_plan(from_hz, to_hz, max_factor=max_factor)
     flat = x.reshape(-1, x.shape[-1])
     r = Resampler(plan, flat.shape[0])
-    y = np.concatenate([r.feed(flat), r.flush()], axis=1)
+    parts = [r.feed(flat[:, a:a + BLOCK_LEN]) for a in range(0, flat.shape[1], BLOCK_LEN)] + [r.flush()]
+    y = np.concatenate(parts, axis=1)
     return y.reshape(*x.shape[:-1], y.shape[-1])
