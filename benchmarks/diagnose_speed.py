@@ -12,8 +12,10 @@ processes hits them alike: ``tN`` = ``jobs=1`` with N PyTorch threads, ``jN`` = 
 (files side by side, a file's batches on N threads, one PyTorch thread each). The ``files``
 case diagnoses ``--n-files`` short recordings in one call (the envelope check then weighs more).
 Each child also times the model alone on the same number of windows with the same threads
-(``model_only_s``), so the share of time spent outside the network is known. The 1-, 5- and
-15-minute load averages are recorded before every run: the machine may be shared.
+(``model_only_s``), so the share of time spent outside the network is known. ``--baseline DIR``
+also runs the ``tN`` settings with the ``faultdiag`` found in ``DIR`` (another revision), in the
+same rounds. The 1-, 5- and 15-minute load averages are recorded before every run: the machine
+may be shared.
 
     python -m benchmarks.diagnose_speed              # 10 + 60 min at 12 kHz, 60 min at 48 kHz, 8 files x 60 s
     python -m benchmarks.diagnose_speed --quick      # 1 + 5 min at 12 kHz, 5 min at 48 kHz, 4 files x 10 s
@@ -42,7 +44,7 @@ FULL = dict(cases=((600, 12000), (3600, 12000), (3600, 48000)), n_files=8, file_
 QUICK = dict(cases=((60, 12000), (300, 12000), (300, 48000)), n_files=4, file_s=10, rounds=1)
 
 _CHILD = """
-import json, resource, sys, time, torch
+import contextlib, inspect, json, resource, sys, time, torch
 def peak_mb():
     try:
         with open("/proc/self/status") as fh:
@@ -52,11 +54,16 @@ def peak_mb():
 model, paths, threads, jobs, batch = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(threads)
 from faultdiag.diagnose import diagnose, load_predictor
-from faultdiag.diagnose.parallel import ordered_map, torch_threads
-pred = load_predictor(model)  # warm-up: imports, first checkpoint load
+try:
+    from faultdiag.diagnose.parallel import ordered_map, torch_threads
+except ImportError:  # an older faultdiag (--baseline): one file at a time
+    ordered_map, torch_threads = (lambda fn, items, threads: map(fn, items)), (lambda n: contextlib.nullcontext())
+kw = {"jobs": jobs} if "jobs" in inspect.signature(diagnose).parameters else {}
+import faultdiag.envelope  # warm-up: imports (the envelope check's too), first checkpoint load
+pred = load_predictor(model)
 rss0 = peak_mb()
 t0 = time.perf_counter()
-df = diagnose(model, paths, batch_size=batch, rpm=1797, jobs=jobs)
+df = diagnose(model, paths, batch_size=batch, rpm=1797, **kw)
 wall = time.perf_counter() - t0
 n = int(df["n_windows"].sum())
 X = torch.randn(batch, 1, pred.ckpt.inputs.window_len, generator=torch.Generator().manual_seed(0)).numpy()
@@ -108,51 +115,55 @@ def write_long(path: Path, duration_s: float, fs_hz: int, seed: int = 0) -> Path
 
 
 def parse_config(name: str) -> tuple[int, int]:
-    """``tN`` -> (threads N, jobs 1); ``jN`` -> (threads 1, jobs N)."""
+    """``tN`` -> (threads N, jobs 1); ``jN`` -> (threads 1, jobs N); ``base-tN``: the same with the baseline code."""
+    name = name.removeprefix("base-")
     if len(name) < 2 or name[0] not in "tj" or not name[1:].isdigit() or int(name[1:]) < 1:
         raise argparse.ArgumentTypeError(f"a thread setting is tN or jN with N >= 1; got {name!r}")
     n = int(name[1:])
     return (n, 1) if name[0] == "t" else (1, n)
 
 
-def run_case(model: Path, paths: list[Path], config: str, batch_size: int) -> dict:
-    """One ``diagnose`` call in a fresh child process; its figures."""
+def run_case(model: Path, paths: list[Path], config: str, batch_size: int, code: Path | None = None) -> dict:
+    """One ``diagnose`` call in a fresh child process; its figures. ``code``: the folder whose ``faultdiag``
+    is imported (default: this checkout)."""
     threads, jobs = parse_config(config)
     load = list(os.getloadavg())
+    root = str(code or Path(__file__).resolve().parents[1])
     out = subprocess.run([sys.executable, "-c", _CHILD, str(model), ",".join(map(str, paths)), str(threads),
-                          str(jobs), str(batch_size)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                                           os.environ.get("PYTHONPATH", "")])})
+                          str(jobs), str(batch_size)], capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])})
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res.update(config=config, threads=threads, jobs=jobs, load_avg_before=load)
     return res
 
 
 def _line(row: dict) -> str:
-    return (f"{row['preset']:>6} {row['case']:>16} {row['config']:>3}: {row['signal_s_per_s']:7.0f} s of signal/s "
+    return (f"{row['preset']:>6} {row['case']:>16} {row['config']:>7}: {row['signal_s_per_s']:7.0f} s of signal/s "
             f"(model alone {row['model_only_signal_s_per_s']:6.0f}), wall {row['wall_s']:6.2f} s, peak RSS "
             f"{row['peak_rss_mb']:4.0f} MB, load {row['load_avg_before'][0]:.1f}")
 
 
 def summarize(rows: list[dict], configs: list[str]) -> list[dict]:
-    """Median over rounds per (preset, case, config), and the run-by-run ratio to ``configs[0]``."""
+    """Median over rounds per (preset, case, config), the run-by-run ratio to ``configs[0]`` and, for a
+    setting also run with the baseline code (``base-<setting>``), the run-by-run ratio to that."""
     out = []
     keys = sorted({(r["preset"], r["case"]) for r in rows}, key=lambda k: [r["case"] for r in rows].index(k[1]))
     for preset, case in keys:
         runs = {c: [r for r in rows if (r["preset"], r["case"], r["config"]) == (preset, case, c)] for c in configs}
-        base = runs[configs[0]]
         for c in configs:
             sps = [r["signal_s_per_s"] for r in runs[c]]
-            ratios = [r["signal_s_per_s"] / b["signal_s_per_s"] for r, b in zip(runs[c], base)]
-            out.append({"preset": preset, "case": case, "config": c, "signal_s_per_s_median": statistics.median(sps),
-                        "signal_s_per_s": sps, f"ratio_to_{configs[0]}": ratios,
-                        "peak_rss_mb_max": max(r["peak_rss_mb"] for r in runs[c]),
-                        "outside_model_share_median": statistics.median(1 - r["model_only_s"] / r["wall_s"]
-                                                                        for r in runs[c])})
-            print(f"{preset:>6} {case:>16} {c:>3}: median {out[-1]['signal_s_per_s_median']:7.0f} s of signal/s, "
-                  f"x{statistics.median(ratios):.2f} vs {configs[0]} (runs {', '.join(f'{x:.2f}' for x in ratios)}), "
-                  f"outside the model {out[-1]['outside_model_share_median']:.0%}, peak RSS "
-                  f"{out[-1]['peak_rss_mb_max']:.0f} MB")
+            row = {"preset": preset, "case": case, "config": c, "signal_s_per_s_median": statistics.median(sps),
+                   "signal_s_per_s": sps, "peak_rss_mb_max": max(r["peak_rss_mb"] for r in runs[c]),
+                   "outside_model_share_median": statistics.median(1 - r["model_only_s"] / r["wall_s"] for r in runs[c])}
+            text = ""
+            for ref in (configs[0], f"base-{c}"):
+                if ref in runs and ref != c:
+                    ratios = [r["signal_s_per_s"] / b["signal_s_per_s"] for r, b in zip(runs[c], runs[ref])]
+                    row[f"ratio_to_{ref}"] = ratios
+                    text += f", x{statistics.median(ratios):.2f} vs {ref} (runs {', '.join(f'{x:.2f}' for x in ratios)})"
+            out.append(row)
+            print(f"{preset:>6} {case:>16} {c:>7}: median {row['signal_s_per_s_median']:7.0f} s of signal/s{text}, "
+                  f"outside the model {row['outside_model_share_median']:.0%}, peak RSS {row['peak_rss_mb_max']:.0f} MB")
     return out
 
 
@@ -175,6 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--configs", nargs="+", default=["t1", "t2", "j2"], type=str,
                    help="thread settings: tN (jobs=1, N PyTorch threads) or jN (jobs=N); default t1 t2 j2")
     p.add_argument("--rounds", type=int, help="rounds over all settings (default 3, --quick 1)")
+    p.add_argument("--baseline", type=Path, metavar="DIR",
+                   help="a folder holding another faultdiag (e.g. `git archive REV faultdiag | tar -x -C DIR`): "
+                        "its tN settings run too, in turn, as base-tN, with the ratio this/baseline")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
@@ -187,6 +201,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     opts = dict(QUICK if args.quick else FULL)
     opts["rounds"] = args.rounds or opts["rounds"]
+    configs = list(args.configs)
+    if args.baseline:
+        configs += [f"base-{c}" for c in args.configs if c.startswith("t")]
     rows, t_start, machine_before = [], time.perf_counter(), machine_info()
     with tempfile.TemporaryDirectory(prefix="diagnose_speed_") as tmp:
         models = ({"given": Path(args.model)} if args.model else
@@ -194,15 +211,17 @@ def main(argv: list[str] | None = None) -> dict:
         for name, files, signal_s in _cases(Path(tmp), opts):
             for _ in range(opts["rounds"]):
                 for preset, model in models.items():
-                    for config in args.configs:
-                        row = run_case(model, files, config, args.batch_size)
+                    for config in configs:
+                        row = run_case(model, files, config, args.batch_size,
+                                       args.baseline if config.startswith("base-") else None)
                         row.update(preset=preset, case=name, n_files=len(files), signal_s=signal_s,
                                    signal_s_per_s=signal_s / row["wall_s"],
                                    model_only_signal_s_per_s=signal_s / row["model_only_s"])
                         rows.append(row)
                         print(_line(row), flush=True)
-    summary = summarize(rows, args.configs)
-    result = {"benchmark": "diagnose_speed", "settings": {k: v for k, v in opts.items()}, "configs": args.configs,
+    summary = summarize(rows, configs)
+    result = {"benchmark": "diagnose_speed", "settings": {k: v for k, v in opts.items()}, "configs": configs,
+              "baseline": str(args.baseline) if args.baseline else None,
               "batch_size": args.batch_size, "model": args.model or "random-weight drsn-cw presets, window 2048, hop 2048",
               "summary": summary, "results": rows, "elapsed_s": time.perf_counter() - t_start,
               "machine_before": machine_before, "machine": machine_info(), "versions": library_versions(),

@@ -79,4 +79,5 @@ def test_diagnose_speed_summary_ratios_pair_runs_of_the_same_round():
              "wall_s": 1.0, "model_only_s": 0.5} for c, v in (("t1", 100.0), ("j2", 150.0), ("t1", 200.0), ("j2", 100.0))]
     summary = {s["config"]: s for s in summarize(rows, ["t1", "j2"])}
     assert summary["j2"]["ratio_to_t1"] == [1.5, 0.5] and summary["t1"]["signal_s_per_s_median"] == 150.0
+    assert "ratio_to_t1" not in summary["t1"]
     assert summary["j2"]["outside_model_share_median"] == 0.5
