@@ -8,7 +8,7 @@ one PyTorch thread use the cores better, so with ``jobs > 1``:
 * files are diagnosed ``min(jobs, n_files)`` at a time (:func:`ordered_map` over files);
 * a file's batches of windows go to ``max(1, jobs // n_files_at_a_time)`` model threads
   while the calling thread reads, resamples and windows the next ones (:func:`ordered_map`
-  over batches, at most ``2 x threads`` batches in flight, so memory stays bounded);
+  over batches, at most ``threads + 1`` batches in flight, so memory stays bounded);
 * PyTorch runs one thread per operation for the duration (:func:`torch_threads`), restored after.
 
 Results come back in input order, so the verdicts equal those of ``jobs=1`` (the same windows
@@ -55,13 +55,13 @@ def split_jobs(jobs: int, n_files: int) -> tuple[int, int]:
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int, ahead: int | None = None) -> Iterator[R]:
     """``fn(item)`` for each item, in order, on ``threads`` threads (in this thread when ``threads <= 1``).
 
-    ``items`` is consumed in the calling thread, at most ``ahead`` (default ``2 * threads``) items
+    ``items`` is consumed in the calling thread, at most ``ahead`` (default ``threads + 1``) items
     ahead of the results yielded; an exception in ``fn`` is raised here, when its item's turn comes.
     """
     if threads <= 1:
         yield from map(fn, items)
         return
-    ahead = ahead or 2 * threads
+    ahead = ahead or threads + 1
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending: deque = deque()
         try:
