@@ -20,7 +20,7 @@ response, the same for every ratio to within 0.01 in these fractions of ``f_c``:
 :data:`MAX_FACTOR` (48,828 -> 12,000 Hz is 1000/4069; 44,100 -> 12,000 is 40/147). Otherwise
 (a rate like 48,000.37 Hz) it is the closest fraction with both terms at most ``MAX_FACTOR``:
 the output rate ``from_hz * up / down`` then differs from ``to_hz`` by ``rate_error``
-(relative; at most ``1 / MAX_FACTOR`` = 6e-5, typically below 1e-8), which the plan reports.
+(relative; below ``1 / (MAX_FACTOR - 1)`` = 6.1e-5, usually far smaller), which the plan reports.
 A ratio outside ``[1 / MAX_FACTOR, MAX_FACTOR]`` is refused.
 
 **The computation** is polyphase and float32. Outputs are grouped in rows of ``R = P * up``
@@ -119,11 +119,12 @@ def _ratio(from_hz: float, to_hz: float, max_factor: int) -> Fraction:
     exact = Fraction(to_hz) / Fraction(from_hz)
     if max(exact.numerator, exact.denominator) <= max_factor:
         return exact
-    near = exact.limit_denominator(max_factor) if exact < 1 else 1 / (1 / exact).limit_denominator(max_factor)
-    if near == 0 or max(near.numerator, near.denominator) > max_factor:
+    if not Fraction(1, max_factor) <= exact <= max_factor:
         raise ConfigError(f"Cannot resample from {from_hz:g} Hz to {to_hz:g} Hz: the ratio {float(exact):.3g} is "
                           f"outside [1/{max_factor}, {max_factor}].")
-    return near
+    # the closest fraction with denominator <= N is within 1/(q N) of r, and r >= 1/N makes its numerator >= 1:
+    # a relative error below 1/(N - 1); for r > 1 the same holds for 1/r
+    return exact.limit_denominator(max_factor) if exact < 1 else 1 / (1 / exact).limit_denominator(max_factor)
 
 
 def _kaiser_lowpass(half: int, cutoff: float) -> np.ndarray:
