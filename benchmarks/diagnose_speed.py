@@ -167,14 +167,17 @@ def summarize(rows: list[dict], configs: list[str]) -> list[dict]:
     return out
 
 
-def _cases(tmp: Path, opts: dict) -> list[tuple[str, list[Path], float]]:
-    """(name, files, seconds of signal) for each case, files written now."""
+def _cases(tmp: Path, opts: dict, only: str | None = None) -> list[tuple[str, list[Path], float]]:
+    """(name, files, seconds of signal) for each case whose name contains ``only``, files written now."""
     cases = []
     for duration_s, fs_hz in opts["cases"]:
         name = f"{duration_s / 60:g} min @{fs_hz / 1000:g}k"
-        cases.append((name, [write_long(tmp / f"rec_{duration_s}s_{fs_hz}.h5", duration_s, fs_hz)], duration_s))
-    files = [write_long(tmp / f"file{i}.h5", opts["file_s"], 12000, seed=i) for i in range(opts["n_files"])]
-    cases.append((f"{opts['n_files']} x {opts['file_s']} s @12k", files, opts["n_files"] * opts["file_s"]))
+        if only is None or only in name:
+            cases.append((name, [write_long(tmp / f"rec_{duration_s}s_{fs_hz}.h5", duration_s, fs_hz)], duration_s))
+    name = f"{opts['n_files']} x {opts['file_s']} s @12k"
+    if only is None or only in name:
+        files = [write_long(tmp / f"file{i}.h5", opts["file_s"], 12000, seed=i) for i in range(opts["n_files"])]
+        cases.append((name, files, opts["n_files"] * opts["file_s"]))
     return cases
 
 
@@ -189,6 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--baseline", type=Path, metavar="DIR",
                    help="a folder holding another faultdiag (e.g. `git archive REV faultdiag | tar -x -C DIR`): "
                         "its tN settings run too, in turn, as base-tN, with the ratio this/baseline")
+    p.add_argument("--only", metavar="TEXT", help="only the cases whose name contains TEXT (e.g. '@48k', 'files')")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="diagnose_speed_") as tmp:
         models = ({"given": Path(args.model)} if args.model else
                   {p: make_model(Path(tmp) / f"{p}.pt", p) for p in args.presets})
-        for name, files, signal_s in _cases(Path(tmp), opts):
+        for name, files, signal_s in _cases(Path(tmp), opts, args.only):
             for _ in range(opts["rounds"]):
                 for preset, model in models.items():
                     for config in configs:
@@ -220,7 +224,8 @@ def main(argv: list[str] | None = None) -> dict:
                         rows.append(row)
                         print(_line(row), flush=True)
     summary = summarize(rows, configs)
-    result = {"benchmark": "diagnose_speed", "settings": {k: v for k, v in opts.items()}, "configs": configs,
+    result = {"benchmark": "diagnose_speed", "settings": {k: v for k, v in opts.items()}, "only": args.only,
+              "configs": configs,
               "baseline": str(args.baseline) if args.baseline else None,
               "batch_size": args.batch_size, "model": args.model or "random-weight drsn-cw presets, window 2048, hop 2048",
               "summary": summary, "results": rows, "elapsed_s": time.perf_counter() - t_start,

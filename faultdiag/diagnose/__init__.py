@@ -134,7 +134,8 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
             envelope.append(pool.submit(_envelope, excerpt.value(), src.fs_hz, rpm, bearing))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        batches = iter_windows(model_rate_chunks(), ckpt.inputs.window_len, hop, batch_size)
+        per_thread = -(-batch_size // threads)  # each model thread takes a share of a batch: memory as for one
+        batches = iter_windows(model_rate_chunks(), ckpt.inputs.window_len, hop, per_thread)
         for X, probs in ordered_map(lambda X: (X, pred.predict(X)), batches, threads):
             tally.add_raw(X)
             tally.add_probs(probs)

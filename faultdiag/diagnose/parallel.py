@@ -6,9 +6,11 @@ operation mostly wait on each other). ``jobs`` threads that each run whole opera
 one PyTorch thread use the cores better, so with ``jobs > 1``:
 
 * files are diagnosed ``min(jobs, n_files)`` at a time (:func:`ordered_map` over files);
-* a file's batches of windows go to ``max(1, jobs // n_files_at_a_time)`` model threads
-  while the calling thread reads, resamples and windows the next ones (:func:`ordered_map`
-  over batches, at most ``threads + 1`` batches in flight, so memory stays bounded);
+* a file's windows go to ``max(1, jobs // n_files_at_a_time)`` model threads in batches of
+  ``ceil(batch_size / threads)`` while the calling thread reads, resamples and windows the
+  next ones (:func:`ordered_map`, at most ``threads + 1`` of them in flight: memory about as
+  for one thread, and the same probabilities, the network's output for a window not depending
+  on the other windows of its batch);
 * PyTorch runs one thread per operation for the duration (:func:`torch_threads`), restored after.
 
 Results come back in input order, so the verdicts equal those of ``jobs=1`` (the same windows
