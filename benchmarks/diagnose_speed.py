@@ -19,6 +19,7 @@ may be shared.
 
     python -m benchmarks.diagnose_speed              # 10 + 60 min at 12 kHz, 60 min at 48 kHz, 8 files x 60 s
     python -m benchmarks.diagnose_speed --quick      # 1 + 5 min at 12 kHz, 5 min at 48 kHz, 4 files x 10 s
+    python -m benchmarks.diagnose_speed --only @48k --configs t1 j2 --baseline DIR   # one case, vs another revision
 
 Prints one line per run and a summary (median over rounds, and each setting's ratio to the
 first one, run by run), and writes benchmarks/results/diagnose_speed.json (machine with CPU

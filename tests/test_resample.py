@@ -115,3 +115,15 @@ def test_recording_resample_takes_any_rate():
     out = rec.resample(12000)
     assert out.fs_hz == 12000 and out.n_samples == 12000 and out.meta["resampled_from_hz"] == 48828
     np.testing.assert_allclose(out.signal, resample(rec.signal, 48828, 12000), atol=0)
+
+
+def test_the_resampler_keeps_no_view_of_the_callers_blocks():
+    x = _noise(20_000, channels=1, seed=3)
+    whole = resample(x, 48000, 12000)
+    r = Resampler(resample_plan(48000, 12000), 1)
+    parts, block = [], np.empty((1, 1000), np.float32)
+    for a in range(0, x.shape[1], 1000):  # one buffer, overwritten for every block
+        block[:] = x[:, a:a + 1000]
+        parts.append(r.feed(block))
+    parts.append(r.flush())
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), whole, atol=1e-5)

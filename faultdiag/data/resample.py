@@ -194,7 +194,7 @@ class Resampler:
         if block.ndim != 2 or block.shape[0] != self.n_channels:
             raise ConfigError(f"The 'block' parameter must have shape ({self.n_channels}, n); got {block.shape}.")
         self._n_in += block.shape[1]
-        self._buf = np.concatenate([self._buf, block], axis=1) if self._buf.shape[1] else block
+        self._buf = np.concatenate([self._buf, block], axis=1)  # a copy: the caller may reuse its block
         return self._rows(self._ready_rows())
 
     def flush(self) -> np.ndarray:
