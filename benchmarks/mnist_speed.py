@@ -1,6 +1,6 @@
-"""Training throughput of the noisy-MNIST demo at batch 100: plain eager loop vs the demo's loop.
+"""Training throughput of the noisy-MNIST demo at batch 100: the demo's loop vs a plain loop and the article's Keras program.
 
-    python benchmarks/mnist_speed.py [--threads 2] [--images 6000] [--rounds 3] [--compile]
+    python -m benchmarks.mnist_speed [--threads 2] [--images 6000] [--rounds 3] [--variants fast keras] [--compile]
 
 Both loops train the same ``seed-mnist`` model on random 1x28x28 inputs (throughput does not
 depend on pixel values) and are timed alternately, round after round, so that load from other
@@ -14,6 +14,12 @@ CPU-second is the steadier figure.
   gradient, fused Adam, on-device accumulators).
 * ``fast+compile`` (``--compile``): the same with ``torch.compile`` of the model; compile seconds
   are reported separately.
+* ``keras``: the seed article's own program (``benchmarks/keras_seed.py``: the same network,
+  loss and Adam) in Keras 3 on PyTorch, ``model.fit(batch_size=100, epochs=1, verbose=0)`` per
+  round on one-hot labels. Its rounds are timed twice: the ``fit`` call (``wall``) and, from a
+  callback, the epoch from its first batch to its end (``epoch_wall``, without ``fit``'s set-up:
+  the figure that favours Keras, used for the ratios). Needs Keras (``pip install -e '.[bench]'``);
+  skipped with a note where it is absent.
 
 Writes ``benchmarks/results/mnist_speed.json`` (numbers, load average, machine, versions, revision).
 """
@@ -55,7 +61,45 @@ def eager_epoch(model, optimizer, x, y, *, batch_size=100, l2=1e-4, generator=No
     return total_loss, correct
 
 
+def _keras_setup(name: str):
+    """The article's Keras model for ``name`` and an epoch runner on NCHW tensors (converted once)."""
+    from benchmarks.keras_seed import build_model as build_keras, import_keras
+
+    keras = import_keras()
+
+    class EpochTimer(keras.callbacks.Callback):
+        """Seconds from the first batch of an epoch to its end."""
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.t0
+
+    model, timer, cache = build_keras(keras, shrinkage=name != "resnet"), EpochTimer(), {}
+
+    def epoch(x, y, g):
+        key = (id(x), len(x))
+        if key not in cache:  # NHWC floats and one-hot labels, as the article feeds Keras
+            cache.clear()
+            cache[key] = (x.permute(0, 2, 3, 1).contiguous().numpy(), keras.utils.to_categorical(y.numpy(), 10))
+        model.fit(*cache[key], batch_size=100, epochs=1, verbose=0, callbacks=[timer])
+        return timer.seconds
+
+    return model, None, epoch
+
+
+def keras_available() -> bool:
+    """Whether Keras 3 runs on PyTorch here (for the ``keras`` variant)."""
+    from benchmarks.keras_seed import import_keras
+
+    return import_keras() is not None
+
+
 def _setup(name: str, variant: str):
+    if variant == "keras":
+        return _keras_setup(name)
     model = build_model(name, dims=2, preset="seed-mnist", seed=0)
     if variant == "eager":
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
@@ -66,29 +110,39 @@ def _setup(name: str, variant: str):
                                                          generator=g, forward=forward)
 
 
-def _timed(fn, *args) -> tuple[float, float]:
+def _timed(fn, *args) -> tuple[float, float, object]:
     wall, cpu = time.perf_counter(), time.process_time()
-    fn(*args)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    out = fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
 def measure(models, variants, n_images: int, rounds: int) -> dict:
+    """Images per second of each (model, variant), the variants in turn within each round; with ``keras``
+    among the variants, also each other variant's ratio to it, round by round (``x_keras``)."""
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(n_images, 1, 28, 28, generator=gen), torch.randint(0, 10, (n_images,), generator=gen)
     setups, results = {}, {}
     for name in models:
         for variant in variants:
             _, _, epoch = setups[name, variant] = _setup(name, variant)
-            warm_s, _ = _timed(epoch, x[:500], y[:500], gen)  # warm-up (and compile) on 5 batches
+            warm_s, _, _ = _timed(epoch, x[:500], y[:500], gen)  # warm-up (and compile) on 5 batches
             results[f"{name}/{variant}"] = {"warmup_s": warm_s, "wall": [], "cpu": []}
     for _ in range(rounds):
         for (name, variant), (_, _, epoch) in setups.items():
-            wall, cpu = _timed(epoch, x, y, gen)
-            results[f"{name}/{variant}"]["wall"].append(n_images / wall)
-            results[f"{name}/{variant}"]["cpu"].append(n_images / cpu)
-    for r in results.values():
+            wall, cpu, out = _timed(epoch, x, y, gen)
+            r = results[f"{name}/{variant}"]
+            r["wall"].append(n_images / wall)
+            r["cpu"].append(n_images / cpu)
+            if variant == "keras":
+                r.setdefault("epoch_wall", []).append(n_images / out)
+    for key, r in results.items():
         r.update(best_images_per_s=max(r["wall"]), median_images_per_s=statistics.median(r["wall"]),
                  best_images_per_cpu_s=max(r["cpu"]))
+        name, variant = key.split("/")
+        if "keras" in variants and variant != "keras":
+            keras_rate = results[f"{name}/keras"].get("epoch_wall") or results[f"{name}/keras"]["wall"]
+            r["x_keras"] = [a / b for a, b in zip(r["wall"], keras_rate)]
+            r["x_keras_median"] = statistics.median(r["x_keras"])
     return results
 
 
@@ -98,16 +152,22 @@ def main() -> None:
     p.add_argument("--images", type=int, default=6000, help="images per timed epoch (batches of 100)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--models", default="drsn-cw,resnet")
+    p.add_argument("--variants", nargs="+", default=["eager", "fast", "keras"],
+                   choices=("eager", "fast", "fast+compile", "keras"))
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    variants = ["eager", "fast"] + (["fast+compile"] if args.compile else [])
+    variants = list(args.variants) + (["fast+compile"] if args.compile and "fast+compile" not in args.variants else [])
+    if "keras" in variants and not keras_available():
+        print("keras variant skipped: Keras 3 with the PyTorch backend is not installed (pip install -e '.[bench]')")
+        variants.remove("keras")
     load_before = os.getloadavg()
     results = measure(args.models.split(","), variants, args.images, args.rounds)
     for key, r in results.items():
+        vs = f", x{r['x_keras_median']:.2f} Keras" if "x_keras_median" in r else ""
         print(f"{key:>24}: best {r['best_images_per_s']:7.0f} img/s, median {r['median_images_per_s']:7.0f}, "
-              f"{r['best_images_per_cpu_s']:7.0f} img/CPU-s (warm-up {r['warmup_s']:.1f} s)")
+              f"{r['best_images_per_cpu_s']:7.0f} img/CPU-s (warm-up {r['warmup_s']:.1f} s){vs}")
     write_json(args.out, {"batch_size": 100, "images_per_round": args.images, "rounds": args.rounds,
                           "threads": args.threads, "load_average_before": load_before,
                           "load_average_after": os.getloadavg(), "results": results,

@@ -1,6 +1,6 @@
 """Training and inference throughput of every 1-D preset and the MNIST demo, eager vs compiled; diagnose memory.
 
-    python benchmarks/speed.py [--threads 2] [--batch-sizes 32 64 128 256] [--steps 10] [--repeats 5]
+    python -m benchmarks.speed [--threads 2] [--batch-sizes 32 64 128 256] [--steps 10] [--repeats 5]
                                [--compile] [--skip-mnist] [--skip-diagnose] [--minutes 60] [--out PATH] [--quick]
 
 Three parts, one JSON (``benchmarks/results/speed.json``, written atomically, with the machine,
@@ -19,7 +19,10 @@ and after: the machine may be shared, a high load inflates the times):
   first call (compile + one step) is reported apart from the steady state (``compile_s``).
   Variants take turns within each repeat; median and min over repeats.
 * ``mnist_demo``: the demo's own training loop at batch 100 (``mnist_speed.measure``, variant
-  ``fast`` = ``faultdiag.mnist.demo.train_epoch``; ``fast+compile`` with ``--compile``).
+  ``fast`` = ``faultdiag.mnist.demo.train_epoch``; ``fast+compile`` with ``--compile``) and, in the
+  same rounds, the seed article's Keras program (``keras``, ``benchmarks/keras_seed.py``, Keras 3
+  on PyTorch with the same threads) with the ratio faultdiag/Keras images per second per round;
+  skipped with a note where Keras is not installed (``pip install -e '.[bench]'``).
 * ``diagnose``: ``diagnose`` on a ``--minutes`` long 12 kHz recording, one fresh child process
   per preset reporting wall time and peak RSS (``diagnose_speed._run_case``; random-weight drsn-cw).
 
@@ -161,27 +164,43 @@ def bench_presets(presets: Sequence[str], models: Sequence[str], opts: dict, com
 
 
 def bench_mnist(opts: dict, repeats: int, compile_: bool) -> dict:
-    """The demo's training loop at batch 100 (``mnist_speed.measure``) for the demo's models."""
+    """The demo's training loop at batch 100 (``mnist_speed.measure``) against the article's Keras program,
+    in turn round by round, for the demo's models."""
     variants = ["fast"] + (["fast+compile"] if compile_ else [])
+    note = None
+    if mnist_speed.keras_available():
+        variants.append("keras")
+    else:
+        note = "keras variant skipped: Keras 3 with the PyTorch backend is not installed (pip install -e '.[bench]')"
+        print(note)
     results = mnist_speed.measure(DemoConfig().models, variants, opts["mnist_images"], repeats)
     for key, r in results.items():
+        vs = f", x{r['x_keras_median']:.2f} the Keras program (rounds {', '.join(f'{v:.2f}' for v in r['x_keras'])})" \
+            if "x_keras" in r else ""
         print(f"mnist {key:>20}: best {r['best_images_per_s']:7.0f} img/s, median {r['median_images_per_s']:7.0f} "
-              f"(warm-up {r['warmup_s']:.1f} s)", flush=True)
-    return {"batch_size": 100, "images_per_round": opts["mnist_images"], "rounds": repeats,
-            "variants": {"fast": "faultdiag.mnist.demo.train_epoch", "fast+compile": "the same, torch.compile'd model"},
+              f"(warm-up {r['warmup_s']:.1f} s){vs}", flush=True)
+    return {"batch_size": 100, "images_per_round": opts["mnist_images"], "rounds": repeats, "note": note,
+            "variants": {"fast": "faultdiag.mnist.demo.train_epoch", "fast+compile": "the same, torch.compile'd model",
+                         "keras": "the seed article's program in Keras 3 on PyTorch (benchmarks/keras_seed.py); "
+                                  "x_keras: faultdiag images/s over Keras images/s, per round"},
             "results": results}
 
 
 def bench_diagnose(presets: Sequence[str], minutes: float, threads: int) -> dict:
-    """``diagnose`` on one long 12 kHz recording, one child process per preset (``diagnose_speed``)."""
+    """``diagnose`` on one long 12 kHz recording, one child process per preset (``diagnose_speed.run_case``)."""
     duration_s, fs_hz = int(minutes * 60), int(FS_HZ)
-    case_args = argparse.Namespace(threads=threads, batch_size=DIAGNOSE_BATCH, jit="auto")
     with tempfile.TemporaryDirectory(prefix="speed_diagnose_") as tmp:
-        t0 = time.perf_counter()
         rec = diagnose_speed.write_long(Path(tmp) / "long.h5", duration_s, fs_hz)
-        write_s = time.perf_counter() - t0
-        rows = [diagnose_speed._run_case(diagnose_speed.make_model(Path(tmp) / f"{p}.pt", p), rec, case_args,
-                                         "fold", p, duration_s, fs_hz, write_s) for p in presets]
+        rows = []
+        for p in presets:
+            row = diagnose_speed.run_case(diagnose_speed.make_model(Path(tmp) / f"{p}.pt", p), [rec], f"t{threads}",
+                                          DIAGNOSE_BATCH)
+            row.update(preset=p, signal_s_per_s=duration_s / row["wall_s"],
+                       model_only_signal_s_per_s=duration_s / row["model_only_s"])
+            print(f"diagnose {p:>6}, {minutes:g} min at 12 kHz, {threads} thread(s): {row['signal_s_per_s']:6.0f} s of "
+                  f"signal/s (model alone {row['model_only_signal_s_per_s']:.0f}), peak RSS {row['peak_rss_mb']:.0f} MB",
+                  flush=True)
+            rows.append(row)
     return {"model": "random-weight drsn-cw, window 2048, hop 2048", "batch_size": DIAGNOSE_BATCH,
             "duration_s": duration_s, "fs_hz": fs_hz, "results": rows}
 

@@ -11,6 +11,10 @@ Band selection (``band_hz=None``): among candidate bands of width Nyquist/6, /4,
 ``K = E|a|^4 / (E|a|^2)^2 - 2`` (0 for Gaussian noise, as in Antoni's kurtogram) is used. When no
 band is impulsive (``K < 0.5``) the fixed band :data:`DEFAULT_BAND_HZ` (2-5 kHz, where the CWRU
 drive-end resonances lie at 12 kHz sampling) is used, clipped to 0.45 x fs.
+
+Band-pass (zero-phase Butterworth of order 4), analytic signal and kurtosis are computed in the
+frequency domain from one FFT of the signal (:mod:`faultdiag.bandpass`), shared by the band
+search and the envelope spectrum.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ import logging
 import math
 
 import numpy as np
-from scipy import signal
-from scipy.fft import next_fast_len
 
+from faultdiag.bandpass import Spectrum, analytic_band, band_kurtoses
 from faultdiag.bearing import DRIVE_END_6205, BearingGeometry, BearingOrders, fault_frequencies
 from faultdiag.errors import ConfigError, DataError
 
@@ -66,19 +69,6 @@ def _check_band(band_hz: tuple[float, float], fs_hz: float) -> tuple[float, floa
     return lo, hi
 
 
-def _analytic_band(x: np.ndarray, fs_hz: float, band_hz: tuple[float, float]) -> np.ndarray:
-    """Zero-phase Butterworth band-pass (order 4, applied forwards and backwards), then Hilbert."""
-    sos = signal.butter(4, band_hz, btype="bandpass", fs=fs_hz, output="sos")
-    y = signal.sosfiltfilt(sos, x)
-    return signal.hilbert(y, N=next_fast_len(y.size))[: y.size]
-
-
-def _envelope_kurtosis(a: np.ndarray) -> float:
-    e2 = np.abs(a) ** 2
-    power = np.mean(e2)
-    return float(np.mean(e2**2) / power**2 - 2.0) if power > 0 else 0.0
-
-
 def _candidate_bands(fs_hz: float) -> list[tuple[float, float]]:
     nyq = fs_hz / 2
     lowest, highest = fs_hz / 48, 0.95 * nyq
@@ -101,13 +91,18 @@ def select_band(x: np.ndarray, fs_hz: float) -> tuple[tuple[float, float], float
     Returns:
         ``((low_hz, high_hz), kurtosis)``: the chosen band and the envelope kurtosis in it.
     """
-    x = _as_signal(x, fs_hz)
-    kurt, band = max((_envelope_kurtosis(_analytic_band(x, fs_hz, b)), b) for b in _candidate_bands(fs_hz))
+    return _select_band(Spectrum.of(_as_signal(x, fs_hz), fs_hz))
+
+
+def _select_band(spec: Spectrum) -> tuple[tuple[float, float], float]:
+    fs_hz = spec.fs_hz
+    bands = _candidate_bands(fs_hz)
+    kurt, band = max(zip(band_kurtoses(spec, bands).tolist(), bands))
     if kurt < _MIN_KURTOSIS:
         band = (DEFAULT_BAND_HZ[0], min(DEFAULT_BAND_HZ[1], 0.45 * fs_hz))
         if band[0] >= band[1]:
             band = (fs_hz / 6, 0.45 * fs_hz)
-        kurt = _envelope_kurtosis(_analytic_band(x, fs_hz, band))
+        kurt = float(band_kurtoses(spec, [band])[0])
         log.debug("no impulsive band (max kurtosis below %.2f); using %s Hz", _MIN_KURTOSIS, band)
     return (float(band[0]), float(band[1])), kurt
 
@@ -117,8 +112,8 @@ def envelope_spectrum(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One-sided amplitude spectrum of the Hilbert envelope of ``x`` demodulated in ``band_hz``.
 
-    ``x`` is band-passed (Butterworth order 4, ``sosfiltfilt``), its envelope ``|x + j H(x)|``
-    taken and its mean removed; the spectrum is averaged over Hann-windowed segments of
+    ``x`` is band-passed (zero-phase Butterworth of order 4, :mod:`faultdiag.bandpass`), its
+    envelope ``|x + j H(x)|`` taken and its mean removed; the spectrum is averaged over Hann-windowed segments of
     ``fs_hz / resolution_hz`` samples with 50 % overlap (one segment when ``x`` is shorter) and
     scaled so a sinusoidal envelope component of amplitude ``A`` reads ``A``.
 
@@ -134,12 +129,34 @@ def envelope_spectrum(
     x = _as_signal(x, fs_hz)
     if not (isinstance(resolution_hz, (int, float)) and math.isfinite(resolution_hz) and resolution_hz > 0):
         raise ConfigError(f"The 'resolution_hz' parameter must be a positive number; got {resolution_hz!r}.")
-    band = select_band(x, fs_hz)[0] if band_hz is None else _check_band(band_hz, fs_hz)
-    env = np.abs(_analytic_band(x, fs_hz, band))
+    spec = Spectrum.of(x, fs_hz)
+    band = _select_band(spec)[0] if band_hz is None else _check_band(band_hz, fs_hz)
+    return _envelope_spectrum(spec, band, resolution_hz)
+
+
+def _envelope_spectrum(spec: Spectrum, band: tuple[float, float], resolution_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    fs_hz = spec.fs_hz
+    env = np.abs(analytic_band(spec, band)).astype(np.float64)
     env -= env.mean()
     nperseg = min(env.size, int(round(fs_hz / resolution_hz)))
-    freqs_hz, power = signal.welch(env, fs_hz, window="hann", nperseg=nperseg, scaling="spectrum", detrend=False)
-    return freqs_hz, np.sqrt(2.0 * power)
+    return np.fft.rfftfreq(nperseg, 1.0 / fs_hz), np.sqrt(2.0 * _welch_power(env, nperseg))
+
+
+def _welch_power(x: np.ndarray, nperseg: int) -> np.ndarray:
+    """Welch's power spectrum ``(nperseg // 2 + 1,)`` of ``x (T,)``: periodic Hann segments of ``nperseg``
+    samples, 50 % overlap, no detrending, one-sided, scaled so a sinusoid of amplitude ``A`` reads
+    ``A^2 / 2`` (``scipy.signal.welch(..., scaling="spectrum", detrend=False)``), one segment at a time."""
+    from scipy import fft
+
+    step = nperseg - nperseg // 2
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nperseg) / nperseg)
+    starts = range(0, x.size - nperseg + 1, step)
+    power = np.zeros(nperseg // 2 + 1)
+    for a in starts:
+        power += np.abs(fft.rfft(x[a:a + nperseg] * window)) ** 2
+    power /= len(starts) * window.sum() ** 2
+    power[1: None if nperseg % 2 else -1] *= 2.0
+    return power
 
 
 def _prominence(freqs_hz: np.ndarray, amp: np.ndarray, f0_hz: float, tol: float) -> tuple[float, float]:
@@ -215,12 +232,12 @@ def fault_frequency_report(
         if not (isinstance(value, (int, float)) and 0 < value <= upper):
             raise ConfigError(f"The '{name}' parameter must be a number in (0, {upper:g}]; got {value!r}.")
     freqs = fault_frequencies(geometry, shaft_hz)
+    spec = Spectrum.of(x, fs_hz)
     if band_hz is None:
-        band, kurt = select_band(x, fs_hz)
+        band, kurt = _select_band(spec)
     else:
         band, kurt = _check_band(band_hz, fs_hz), None
-    resolution_hz = min(0.5, shaft_hz / 20)
-    f_hz, amp = envelope_spectrum(x, fs_hz, band, resolution_hz=resolution_hz)
+    f_hz, amp = _envelope_spectrum(spec, band, min(0.5, shaft_hz / 20))
     families = {"bpfo": freqs["bpfo_hz"], "bpfi": freqs["bpfi_hz"], "bsf": freqs["bsf_hz"], "2bsf": 2 * freqs["bsf_hz"]}
     top = harmonics * max(families.values()) * (1 + 6 * tolerance)
     if top >= fs_hz / 2:

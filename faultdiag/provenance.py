@@ -106,15 +106,27 @@ def library_versions() -> dict[str, str]:
 
 
 def machine_info() -> dict[str, Any]:
+    """Platform, CPU model and count, PyTorch threads, GPU, and the load averages (1, 5, 15 min) now."""
     import torch
 
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_avg_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else ``None``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
+    except OSError:
+        return None
 
 
 def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:

@@ -156,10 +156,12 @@ def test_damaged_checkpoint_is_detected(trained, tmp_path, capsys, how):
     assert not out.exists()
 
 
-def test_sampling_rate_the_model_cannot_be_resampled_to(trained, tmp_path, capsys):
+def test_odd_sampling_rate_is_resampled_and_an_absurd_one_refused(trained, tmp_path, capsys):
     rec = tmp_path / "odd.npy"
     np.save(rec, np.random.default_rng(0).normal(size=(1, 20000)).astype(np.float32))
     rc, text = _run(["diagnose", "--model", str(trained), "--fs-hz", "11025.123457", str(rec)], capsys)
+    assert rc == 0, text
+    rc, text = _run(["diagnose", "--model", str(trained), "--fs-hz", "1e9", str(rec)], capsys)
     assert rc != 0 and "resample" in text, text
 
 

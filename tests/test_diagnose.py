@@ -14,6 +14,7 @@ from faultdiag.config import load_config
 from faultdiag.data.readers import open_recording, write_recording
 from faultdiag.data.readers.source import source_from_recording
 from faultdiag.data.recording import Recording
+from faultdiag.data.resample import resample_plan
 from faultdiag.data.simulate import simulate_recording
 from faultdiag.data.windows import frame
 from faultdiag.diagnose import agreement, diagnose, diagnose_file, fault_kind, load_predictor
@@ -46,15 +47,14 @@ def sim_files(tmp_path_factory):
 
 # --- streaming pieces ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fs_in, fs_out", [(12000, 48000), (48000, 12000), (25600, 12000)])
+@pytest.mark.parametrize("fs_in, fs_out", [(12000, 48000), (48000, 12000), (25600, 12000), (48828, 12000)])
 def test_streaming_resample_equals_whole_signal(fs_in, fs_out):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 40_003)).astype(np.float32)
     src = source_from_recording(Recording(x, fs_in, ("a", "b")), "npz")
-    from faultdiag.diagnose.stream import resample_ratio
-
-    up, down = resample_ratio(fs_in, fs_out, "test")
-    parts = list(resample_blocks(src, [1, 0], up, down, block_len=3000))
+    plan = resample_plan(fs_in, fs_out)
+    up, down = plan.up, plan.down
+    parts = list(resample_blocks(src, [1, 0], plan, block_len=3000))
     raw = np.concatenate([p[0] for p in parts], axis=1)
     out = np.concatenate([p[1] for p in parts], axis=1)
     whole = resample_poly(x[[1, 0]].astype(np.float64), up, down, axis=1)
@@ -119,14 +119,31 @@ def test_each_class_diagnosed_in_every_format(sim_model, sim_files):
 def test_other_sampling_rate_gives_same_verdict(sim_model, sim_files, tmp_path):
     recs, paths = sim_files
     predictor = load_predictor(sim_model)
-    for cls in ("inner_race", "outer_race"):
-        p48 = write_recording(recs[cls].resample(48000), tmp_path / f"{cls}_48k.h5")
+    for cls, fs_hz in (("inner_race", 48000), ("outer_race", 48000), ("outer_race", 48828)):
+        p48 = write_recording(recs[cls].resample(fs_hz), tmp_path / f"{cls}_{fs_hz}.h5")
         a = diagnose_file(paths[cls], predictor, rpm=RPM_LOAD1)
         b = diagnose_file(p48, predictor, rpm=RPM_LOAD1)
-        assert b["resampled_to_hz"] == 12000 and b["fs_hz"] == 48000
+        assert b["resampled_to_hz"] == 12000 and b["fs_hz"] == fs_hz
         assert b["predicted"] == a["predicted"] == cls
         assert b["n_windows"] == a["n_windows"]
         assert abs(b["confidence"] - a["confidence"]) < 0.05
+
+
+def test_resampled_file_matches_scipy_float64_reference(sim_model, sim_files, tmp_path):
+    # what diagnose did before its float32 streaming resampler: resample_poly in float64 on the whole signal
+    recs, _ = sim_files
+    rec = recs["inner_race"]
+    x48 = resample_poly(rec.signal.astype(np.float64), 4, 1, axis=1).astype(np.float32)
+    path = write_recording(Recording(x48, 48000, rec.channels), tmp_path / "ir48.h5")
+    predictor = load_predictor(sim_model)
+    row = diagnose_file(path, predictor, rpm=RPM_LOAD1, batch_size=16)
+    ref = resample_poly(x48.astype(np.float64), 1, 4, axis=1).astype(np.float32)
+    probs, _ = predictor.predict(np.array(frame(ref, 1024, 1024)))
+    names = predictor.ckpt.class_names
+    assert row["n_windows"] == len(probs)
+    votes = np.bincount(probs.argmax(axis=1), minlength=len(names)) / len(probs)
+    np.testing.assert_array_equal([row[f"share_{c}"] for c in names], votes)  # every window votes the same
+    np.testing.assert_allclose([row[f"prob_{c}"] for c in names], probs.mean(axis=0), atol=1e-5)
 
 
 def test_traced_model_matches_eager(sim_model, sim_files):
@@ -135,6 +152,21 @@ def test_traced_model_matches_eager(sim_model, sim_files):
     b = diagnose_file(paths["ball"], load_predictor(sim_model, jit=True), rpm=RPM_LOAD1)
     assert a["predicted"] == b["predicted"] and a["n_windows"] == b["n_windows"]
     np.testing.assert_allclose([b[f"prob_{c}"] for c in CLASSES], [a[f"prob_{c}"] for c in CLASSES], atol=1e-4)
+
+
+def test_parallel_jobs_give_the_same_rows(sim_model, sim_files):
+    _, paths = sim_files
+    files = list(paths.values())
+    one = diagnose(sim_model, files, rpm=RPM_LOAD1, batch_size=8)
+    many = diagnose(sim_model, files, rpm=RPM_LOAD1, batch_size=8, jobs=2)  # two files at a time
+    assert list(many["file"]) == list(one["file"]) and list(many["predicted"]) == list(one["predicted"])
+    probs = [f"prob_{c}" for c in CLASSES]
+    np.testing.assert_allclose(many[probs].to_numpy(), one[probs].to_numpy(), atol=1e-5)
+    assert (many["n_windows"] == one["n_windows"]).all()
+    single = diagnose(sim_model, files[:1], rpm=RPM_LOAD1, batch_size=8, jobs=3)  # one file: batches on 3 threads
+    np.testing.assert_allclose(single[probs].to_numpy(), one[probs].to_numpy()[:1], atol=1e-5)
+    with pytest.raises(ConfigError, match="'jobs'"):
+        diagnose(sim_model, files, jobs=-1)
 
 
 def test_hop_sets_window_count(sim_model, sim_files):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
@@ -92,22 +91,15 @@ class Recording:
         return replace(self, signal=self.signal[rows], channels=tuple(wanted))
 
     def resample(self, fs_hz: float) -> "Recording":
-        """Return the recording resampled to ``fs_hz`` with a polyphase filter (scipy)."""
-        from scipy.signal import resample_poly
+        """Return the recording resampled to ``fs_hz`` (:func:`faultdiag.data.resample.resample`: any ratio)."""
+        from faultdiag.data.resample import resample
 
-        if not (math.isfinite(fs_hz) and fs_hz > 0):
+        if isinstance(fs_hz, bool) or not isinstance(fs_hz, (int, float)) or not (math.isfinite(fs_hz) and fs_hz > 0):
             raise ConfigError(f"The 'fs_hz' parameter must be a positive number; got {fs_hz!r}.")
         if fs_hz == self.fs_hz:
             return self
-        ratio = Fraction(fs_hz / self.fs_hz).limit_denominator(1000)
-        if ratio.numerator > 10_000 or abs(float(ratio) - fs_hz / self.fs_hz) > 1e-6 * fs_hz / self.fs_hz:
-            raise ConfigError(
-                f"Cannot resample {self.name} from {self.fs_hz:g} Hz to {fs_hz:g} Hz: the ratio is not a "
-                "small rational number."
-            )
-        out = resample_poly(self.signal, ratio.numerator, ratio.denominator, axis=1).astype(np.float32)
         meta = dict(self.meta, resampled_from_hz=self.fs_hz)
-        return replace(self, signal=out, fs_hz=float(fs_hz), meta=meta)
+        return replace(self, signal=resample(self.signal, self.fs_hz, fs_hz), fs_hz=float(fs_hz), meta=meta)
 
     def with_label(self, label: str | None) -> "Recording":
         return replace(self, label=label)

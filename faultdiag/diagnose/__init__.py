@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from faultdiag.bearing import DRIVE_END_6205, FAN_END_6203
 from faultdiag.bearings import Bearing, parse_bearing
@@ -41,8 +42,9 @@ from faultdiag.diagnose.model import Predictor, load_predictor, select_rows
 from faultdiag.diagnose.physics import PhysicsInputs, default_bearing, resolve_inputs, run_check
 from faultdiag.diagnose.rows import (FLAT_SHARE, MIN_WINDOWS, RMS_FAR_SHARE, agreement, envelope_columns,  # noqa: F401
                                      fault_kind, verdict_columns)
-from faultdiag.diagnose.stream import (FLAT_REL, Excerpt, SignalChecks, WindowTally, iter_windows, resample_blocks,
-                                       resample_ratio)
+from faultdiag.data.resample import resample_plan
+from faultdiag.diagnose.parallel import check_jobs, ordered_map, split_jobs, torch_threads
+from faultdiag.diagnose.stream import FLAT_REL, Excerpt, SignalChecks, WindowTally, iter_windows, resample_blocks
 from faultdiag.diagnose.truth import read_info, summarize, truth_rule
 from faultdiag.errors import ConfigError, DataError, FaultdiagError
 
@@ -55,7 +57,7 @@ BEARINGS = {"de": DRIVE_END_6205, "fe": FAN_END_6203}
 DEFAULT_BATCH_SIZE = 256
 """Fastest measured on a 2-core CPU for the paper and wide presets (larger batches fall out of cache)."""
 ENVELOPE_S = 10.0
-MAX_BLOCK_LEN = 1 << 20
+MAX_BLOCK_LEN = 1 << 18
 """Most source samples read (and resampled) at once: bounds memory at high sampling rates."""
 
 
@@ -100,17 +102,18 @@ def _open(path: Path, ckpt: Any, fs_hz: float | None, variable: str | None, skip
 
 
 def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, envelope_s, physics, variable=None,
-            skip_rows=None):
-    """Read, resample, window and classify one file; returns (source, rows, tally, checks, excerpt, (up, down),
-    rate note, physics inputs, (envelope report or None, note, rpm, rpm source)). ``physics`` holds the
-    caller's ``rpm``/``rpm_source``/``bearing``/``bearing_source``/``fallback``/``rpm_range`` (see
-    :func:`faultdiag.diagnose.physics.resolve_inputs`)."""
+            skip_rows=None, threads=1):
+    """Read, resample, window and classify one file (the model on ``threads`` threads); returns (source,
+    rows, tally, checks, excerpt, (up, down), rate note, physics inputs, (envelope report or None, note,
+    rpm, rpm source)). ``physics`` holds the caller's ``rpm``/``rpm_source``/``bearing``/
+    ``bearing_source``/``fallback``/``rpm_range`` (see :func:`faultdiag.diagnose.physics.resolve_inputs`)."""
     ckpt = pred.ckpt
     src, rate_note = _open(path, ckpt, fs_hz, variable, skip_rows)
     rows = select_rows(src, ckpt, channel)
     inputs = resolve_inputs(src.meta, **physics)
     same = math.isclose(src.fs_hz, ckpt.inputs.fs_hz, rel_tol=1e-9)
-    up, down = (1, 1) if same else resample_ratio(src.fs_hz, ckpt.inputs.fs_hz, str(path))
+    plan = None if same else resample_plan(src.fs_hz, ckpt.inputs.fs_hz)
+    up, down = (1, 1) if plan is None else (plan.up, plan.down)
     stats = ckpt.signal_stats or {}
     rms_range = (stats["rms_min"], stats["rms_max"]) if "rms_min" in stats and "rms_max" in stats else None
     flat_rms = FLAT_REL * float(stats.get("rms_median") or 1e-6)
@@ -119,18 +122,20 @@ def _stream(path: Path, pred: Predictor, *, channel, fs_hz, hop, batch_size, env
     block_len = min(MAX_BLOCK_LEN, max(1 << 16, batch_size * hop * down // up))
 
     def model_rate_chunks():
-        for raw, out in resample_blocks(src, rows, up, down, block_len):
+        for raw, out in resample_blocks(src, rows, plan, block_len):
             checks.update(raw)
             excerpt.add(raw[0])
             yield out
 
     envelope = None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        for X in iter_windows(model_rate_chunks(), ckpt.inputs.window_len, hop, batch_size):
-            if envelope is None and excerpt.full():  # the envelope check runs beside the model (2nd core)
+        per_thread = -(-batch_size // threads)  # each model thread takes a share of a batch: memory as for one
+        batches = iter_windows(model_rate_chunks(), ckpt.inputs.window_len, hop, per_thread)
+        for X, (probs, scores) in ordered_map(lambda X: (X, pred.predict(X)), batches, threads):
+            if envelope is None and excerpt.full():  # the envelope check runs beside the model
                 envelope = pool.submit(run_check, excerpt.value(), src.fs_hz, inputs)
             tally.add_raw(X)
-            tally.add_probs(*pred.predict(X))
+            tally.add_probs(probs, scores)
         envelope = envelope.result() if envelope is not None else run_check(excerpt.value(), src.fs_hz, inputs)
     return src, rows, tally, checks, excerpt, (up, down), rate_note, inputs, envelope
 
@@ -141,8 +146,12 @@ def diagnose_file(path: str | os.PathLike, predictor: Predictor, *, channel: Seq
                   envelope_s: float = ENVELOPE_S, plot_dir: str | os.PathLike | None = None,
                   rpm_range: tuple[float, float] | None = None, true_label: str | None = None,
                   variable: str | None = None, skip_rows: int | None = None,
-                  rpm_source: str = "--rpm") -> dict[str, Any]:
-    """Diagnose one file (see the module docstring); returns its result row. Errors propagate."""
+                  rpm_source: str = "--rpm", threads: int = 1) -> dict[str, Any]:
+    """Diagnose one file (see the module docstring); returns its result row. Errors propagate.
+
+    ``threads > 1`` runs the model on that many threads of one PyTorch thread each
+    (:mod:`faultdiag.diagnose.parallel`); the row is the same.
+    """
     ckpt = predictor.ckpt
     path = Path(path)
     hop = hop or ckpt.inputs.window_len
@@ -150,9 +159,10 @@ def diagnose_file(path: str | os.PathLike, predictor: Predictor, *, channel: Seq
                    bearing=parse_bearing(bearing) if bearing is not None else None,
                    bearing_source="given" if bearing is not None else "", fallback=default_bearing(ckpt.config),
                    rpm_range=rpm_range)
-    src, rows, tally, checks, excerpt, (up, down), rate_note, inputs, (report, note, rpm_used, rpm_from) = _stream(
-        path, predictor, channel=channel, fs_hz=fs_hz, hop=hop, batch_size=batch_size, envelope_s=envelope_s,
-        physics=physics, variable=variable, skip_rows=skip_rows)
+    with torch_threads(1 if threads > 1 and torch.get_num_threads() > 1 else None):
+        src, rows, tally, checks, excerpt, (up, down), rate_note, inputs, (report, note, rpm_used, rpm_from) = _stream(
+            path, predictor, channel=channel, fs_hz=fs_hz, hop=hop, batch_size=batch_size, envelope_s=envelope_s,
+            physics=physics, variable=variable, skip_rows=skip_rows, threads=threads)
     n = tally.n_windows
     duration_s = checks.n_samples / src.fs_hz
     if n == 0:
@@ -194,7 +204,7 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
              bearing: str | Bearing | None = None, envelope_s: float = ENVELOPE_S, jit: bool | None = None,
              progress: bool = False, rpm_range: tuple[float, float] | None = None,
              info: str | os.PathLike | None = None, variable: str | None = None,
-             skip_rows: int | None = None) -> pd.DataFrame:
+             skip_rows: int | None = None, jobs: int = 1) -> pd.DataFrame:
     """Diagnose recordings with a trained model: one row per recording (see the module docstring).
 
     Args:
@@ -218,6 +228,9 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
         rpm_range: ``(low, high)`` rpm to estimate a file's speed in when none is known.
         info: a CSV with columns ``file`` and ``rpm`` and/or ``label`` (paths relative to the CSV).
         variable, skip_rows: reading options (:func:`faultdiag.data.readers.open_recording`).
+        jobs: threads to use (0: one per CPU core): files side by side, and a file's batches of
+            windows on several threads, each running PyTorch on one thread
+            (:mod:`faultdiag.diagnose.parallel`). The results are those of ``jobs=1``.
 
     Returns:
         DataFrame with columns ``true`` (known label or None), ``file``, ``predicted``,
@@ -243,22 +256,28 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
     rpm = _check_number("rpm", rpm)
     bearing = parse_bearing(bearing) if bearing is not None else None
     table = read_info(info)
+    jobs = check_jobs(jobs)
     files = _expand(list(paths))
     predictor = load_predictor(model_path, jit=bool(jit))
     known = truth_rule(predictor.ckpt.config, predictor.ckpt.class_names)
-    rows = []
-    for name, path, root, error in tqdm(files, desc="diagnose", unit="file", disable=not progress):
+    at_once, opts["threads"] = split_jobs(jobs, sum(path is not None for _, path, _, _ in files))
+
+    def one(item: tuple[str, Path | None, Path | None, str | None]) -> dict[str, Any]:
+        name, path, root, error = item
         if error is None:
             try:
-                rows.append(diagnose_file(path, predictor, bearing=bearing, **opts, **_per_file(path, root, rpm, table, known)))
-                continue
+                return diagnose_file(path, predictor, bearing=bearing, **opts, **_per_file(path, root, rpm, table, known))
             except FaultdiagError as exc:
                 error = str(exc)
             except (OSError, ValueError, KeyError, RuntimeError) as exc:  # unexpected reader failures
                 log.debug("diagnosing %s failed", path, exc_info=True)
                 error = f"{type(exc).__name__}: {exc}"
         log.info("%s: %s", name, error)  # the command line prints failures, once each
-        rows.append({"file": name, "error": error})
+        return {"file": name, "error": error}
+
+    with torch_threads(1 if jobs > 1 else None):
+        rows = list(tqdm(ordered_map(one, files, at_once), total=len(files), desc="diagnose", unit="file",
+                         disable=not progress))
     return _table(rows, predictor.ckpt.class_names)
 
 

@@ -17,16 +17,13 @@ and last blocks keep their outer edge, where both use the same zero padding.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Iterator
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from faultdiag.data.readers.source import RecordingSource
-from faultdiag.errors import DataError
+from faultdiag.data.resample import ResamplePlan, Resampler
 
 FLAT_REL = 1e-6
 """A window is flat when its largest per-channel standard deviation is below this times the training median RMS."""
@@ -40,47 +37,21 @@ RMS_FAR_FACTOR = 2.0
 """A window's RMS is far outside training when below ``rms_min / factor`` or above ``rms_max * factor``."""
 
 
-def resample_ratio(from_hz: float, to_hz: float, where: str) -> tuple[int, int]:
-    """``(up, down)`` with ``to_hz / from_hz = up / down`` in lowest terms (denominator <= 1000)."""
-    ratio = Fraction(to_hz / from_hz).limit_denominator(1000)
-    if ratio.numerator > 10_000 or not math.isclose(float(ratio), to_hz / from_hz, rel_tol=1e-6):
-        raise DataError(f"Cannot resample {where} from {from_hz:g} Hz to the model's {to_hz:g} Hz: the ratio is "
-                        "not a small rational number; resample the file first.")
-    return ratio.numerator, ratio.denominator
-
-
-def _with_last_flag(blocks: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray, bool]]:
-    """``(start, block, is_last)``: one block of look-ahead."""
-    prev = next(blocks, None)
-    for item in blocks:
-        yield prev[0], prev[1], False
-        prev = item
-    if prev is not None:
-        yield prev[0], prev[1], True
-
-
-def resample_blocks(src: RecordingSource, rows: list[int], up: int, down: int,
+def resample_blocks(src: RecordingSource, rows: list[int], plan: ResamplePlan | None,
                     block_len: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(raw, out)``: consecutive source blocks ``raw (C, n)`` (no overlap, channels ``rows``)
     and the contiguous resampled stream ``out (C, m)`` float32 (see the module docstring).
 
-    ``up == down == 1`` passes the blocks through. ``block_len`` is in source samples.
+    ``plan=None`` passes the blocks through. ``block_len`` is in source samples. The last item
+    may have an empty ``raw``: the outputs that only the end of the signal determines.
     """
-    if up == down:
-        for _, block in src.iter_blocks(block_len):
+    resampler = Resampler(plan, len(rows)) if plan is not None else None
+    for _, block in src.iter_blocks(block_len):
+        if rows != list(range(block.shape[0])):
             block = block[rows]
-            yield block, block
-        return
-    reach = math.ceil(10 * max(up, down) / up) + 2
-    pad = down * math.ceil(reach / down)
-    step = down * max(1, math.ceil(block_len / down))
-    for start, block, last in _with_last_flag(src.iter_blocks(step + 2 * pad, 2 * pad)):
-        block = block[rows]
-        out = resample_poly(block, up, down, axis=1)
-        keep_from = 0 if start == 0 else pad
-        keep_to = block.shape[1] if last else pad + step
-        a, b = keep_from * up // down, (out.shape[1] if last else keep_to * up // down)
-        yield block[:, keep_from:keep_to], np.ascontiguousarray(out[:, a:b], dtype=np.float32)
+        yield block, (block if resampler is None else resampler.feed(block))
+    if resampler is not None:
+        yield np.zeros((len(rows), 0), np.float32), resampler.flush()
 
 
 def _plateau_count(raw: np.ndarray, value: np.ndarray) -> np.ndarray:
