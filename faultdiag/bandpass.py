@@ -84,15 +84,11 @@ class Spectrum:
 
 
 def _gain_from_tan(w: np.ndarray, band_hz: tuple[float, float], fs_hz: float) -> np.ndarray:
-    """:func:`bandpass_gain` from ``W = tan(pi f / fs)`` ``(F,)``."""
+    """:func:`bandpass_gain` from ``W = tan(pi f / fs)`` ``(F,)`` (the 4th-order formula of the front end)."""
+    from faultdiag.frontend.filters import gain_from_tan
+
     wl, wh = np.tan(np.pi * np.asarray(band_hz, dtype=np.float64) / fs_hz)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        w = (w - wl * wh / w) / (wh - wl)
-        w *= w
-        w *= w
-        w *= w                                             # w^8
-        g = 1.0 / (1.0 + w)
-    return np.nan_to_num(g, nan=0.0)
+    return gain_from_tan(w, float(wl), float(wh), order=4)
 
 
 def bandpass_gain(freqs_hz: np.ndarray, band_hz: tuple[float, float], fs_hz: float) -> np.ndarray:

@@ -74,6 +74,18 @@ def check_band(fs_hz: float, low_hz: float, high_hz: float, order: int = 4) -> t
     return float(fs_hz), float(low_hz), float(high_hz), int(order)
 
 
+def gain_from_tan(w: np.ndarray, w_lo: float, w_hi: float, order: int = 4) -> np.ndarray:
+    """The zero-phase Butterworth band-pass gain ``1 / (1 + lam^(2 order))`` from the prewarped
+    frequencies ``w = tan(pi f / fs)`` (and the band edges'), ``lam = (w^2 - w_lo w_hi) / (w (w_hi - w_lo))``;
+    0 at DC and Nyquist. The one formula of the package's band-passes (this module and
+    :mod:`faultdiag.bandpass`)."""
+    w = np.asarray(w, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lam = (w - w_lo * w_hi / w) / (w_hi - w_lo)
+        gain = 1.0 / (1.0 + lam ** (2 * order))
+    return np.nan_to_num(np.where(np.isfinite(w) & (w > 0), gain, 0.0), nan=0.0)
+
+
 def bandpass_gain(freqs_hz: np.ndarray, fs_hz: float, low_hz: float, high_hz: float, order: int = 4) -> np.ndarray:
     """Zero-phase (filtfilt) gain ``|H(f)|**2`` of the Butterworth band-pass at ``freqs_hz``.
 
@@ -87,12 +99,9 @@ def bandpass_gain(freqs_hz: np.ndarray, fs_hz: float, low_hz: float, high_hz: fl
     fs_hz, low_hz, high_hz, order = check_band(fs_hz, low_hz, high_hz, order)
     f = np.asarray(freqs_hz, dtype=np.float64)
     inside = (f > 0) & (f < fs_hz / 2)
-    omega = 2 * fs_hz * np.tan(np.pi * np.where(inside, f, fs_hz / 4) / fs_hz)
-    w_lo, w_hi = (2 * fs_hz * math.tan(math.pi * v / fs_hz) for v in (low_hz, high_hz))
-    lam = (omega**2 - w_lo * w_hi) / (omega * (w_hi - w_lo))
-    with np.errstate(over="ignore"):
-        gain = 1.0 / (1.0 + lam ** (2 * order))
-    return np.where(inside, gain, 0.0)
+    w = np.tan(np.pi * np.where(inside, f, fs_hz / 4) / fs_hz)
+    w_lo, w_hi = (math.tan(math.pi * v / fs_hz) for v in (low_hz, high_hz))
+    return np.where(inside, gain_from_tan(w, w_lo, w_hi, order), 0.0)
 
 
 def pad_length(n_samples: int, fs_hz: float, low_hz: float, high_hz: float) -> int:
