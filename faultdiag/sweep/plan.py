@@ -58,11 +58,14 @@ def snr_id(snr_db: float) -> str:
 def model_section(model: ModelConfig, name: str) -> ModelConfig:
     """``model`` for network ``name`` in a sweep that mixes families: the keys that do not apply to
     ``name`` go back to their defaults (logged).  An anchor is the published architecture: ``wdcnn``
-    keeps no key, ``ticnn`` its ``kernel_dropout`` (its paper's 0.5 when unset)."""
+    keeps no key, ``ticnn`` its ``kernel_dropout`` (its paper's 0.5 when unset); a model without
+    shrinkage (``resnet``, ``convnet``) drops ``stem_shrinkage``."""
     from faultdiag.models.networks import ANCHOR_NAMES
 
     if name in ANCHOR_NAMES:
         section = ModelConfig(name=name, kernel_dropout=model.kernel_dropout if name == "ticnn" else None)
+    elif name in ("resnet", "convnet"):  # no shrinkage: no stem shrinkage either
+        section = dataclasses.replace(model, name=name, stem_shrinkage=None)
     else:
         section = dataclasses.replace(model, name=name)
     dropped = [f.name for f in dataclasses.fields(model) if f.name != "name"
