@@ -49,8 +49,8 @@ def leaky_split(prepared: Prepared, seed: int = 0) -> Prepared:
     train = pooled.subset(np.sort(idx[:a]))
     return dataclasses.replace(prepared, train=train, val=pooled.subset(np.sort(idx[a:b])),
                                test=pooled.subset(np.sort(idx[b:])),
-                               inputs=dataclasses.replace(prepared.inputs,
-                                                          standardizer=Standardizer(per_channel=True).fit(train.X)))
+                               inputs=dataclasses.replace(prepared.inputs, standardizer=Standardizer(per_channel=True)
+                                                          .fit(prepared.inputs.features(train.X))))
 
 
 def main(argv: list[str] | None = None) -> dict:
