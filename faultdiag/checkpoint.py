@@ -12,8 +12,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -149,7 +147,7 @@ def load_torch_file(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         raise DataError(f"The checkpoint file '{path}' does not exist.")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler raises anything (IndexError, TypeError ...) on garbage
         raise DataError(f"The file '{path}' is not a readable checkpoint (corrupt, truncated or not a "
                         f"faultdiag file): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
 
