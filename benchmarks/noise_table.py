@@ -2,7 +2,7 @@
 
     python -m benchmarks.noise_table --run "band-pass=runs/bench_bandpass" --run "none=runs/bench_none" \\
         [--ensemble ticnn --ensemble drsn-cw] [--trials benchmarks/results/cwru_wdcnn_trials.jsonl --trial leaky-wdcnn] \\
-        [--out benchmarks/results/cwru_noise_table]
+        [--out benchmarks/results/cwru_noise_table] [--plot-only]
 
 Each ``--run LABEL=DIR`` is a finished train-clean sweep folder (``faultdiag sweep`` or
 ``benchmarks.cwru_accuracy``) whose models were trained the same way except for what LABEL names
@@ -65,7 +65,8 @@ def trial_rows(path: Path, name: str) -> pd.DataFrame:
     for adabn, key in ((False, "plain"), (True, "adabn")):
         for snr, acc in r[key].items():
             if snr != "clean":
-                out.append({"model": label, "adabn": adabn, "snr_db": float(snr), "accuracy": acc / 100, "seed": r["seed"]})
+                out.append({"model": label, "adabn": adabn, "kind": "gaussian", "snr_db": float(snr),
+                            "accuracy": acc / 100, "seed": r["seed"]})
     return pd.DataFrame(out)
 
 
@@ -101,14 +102,30 @@ def table(df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     return "\n".join(lines) + "\n", pd.DataFrame(wide)
 
 
+def plot(df: pd.DataFrame, path: Path) -> None:
+    """Accuracy vs SNR of every run × model (the published WDCNN as grey reference lines); the
+    single-seed diagnostic rows stay in the table only."""
+    df = df[df["run"] != "diagnostic"]
+    df = df.assign(model=df["run"] + ": " + df["model"].astype(str), kind=df["kind"].fillna("gaussian"))
+    anchors = {f"WDCNN{' + AdaBN' if a else ''} (published)": {s: v / 100 for s, v in PUBLISHED[a].items()}
+               for a in (False, True)}
+    report.plot_accuracy_vs_snr(df[df["snr_db"].notna()], path, anchors=anchors)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", action="append", required=True, metavar="LABEL=DIR")
+    parser.add_argument("--run", action="append", default=[], metavar="LABEL=DIR")
     parser.add_argument("--ensemble", action="append", default=[], metavar="MODEL")
     parser.add_argument("--trials", type=Path, default=ROOT / "benchmarks" / "results" / "cwru_wdcnn_trials.jsonl")
     parser.add_argument("--trial", action="append", default=[], metavar="NAME")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cwru_noise_table")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out's results.csv")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        plot(pd.read_csv(args.out / "results.csv"), args.out / "accuracy_vs_snr.png")
+        return 0
+    if not args.run:
+        parser.error("give at least one --run LABEL=DIR (or --plot-only)")
     frames, provenance = [], {}
     for item in args.run:
         label, _, folder = item.partition("=")
@@ -126,10 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "table.md").write_text(text)
     wide.to_csv(args.out / "table.csv", index=False)
     df.to_csv(args.out / "results.csv", index=False)
-    plot_df = df.assign(model=df["run"] + ": " + df["model"].astype(str))
-    anchors = {f"WDCNN{' + AdaBN' if a else ''} (published)": {s: v / 100 for s, v in PUBLISHED[a].items()}
-               for a in (False, True)}
-    report.plot_accuracy_vs_snr(plot_df[plot_df["snr_db"].notna()], args.out / "accuracy_vs_snr.png", anchors=anchors)
+    plot(df, args.out / "accuracy_vs_snr.png")
     write_json(args.out / "table.json", {"runs": provenance, "ensembles": args.ensemble, "trials": args.trial,
                                           "published": {str(k): v for k, v in PUBLISHED.items()},
                                           "code_revision": code_revision(), "versions": library_versions(),
