@@ -65,6 +65,21 @@ def test_shipped_config(shared_data):
     assert set(cfg.sweep.models) == {"drsn-cw", "resnet", "wdcnn"} and cfg.data.bearing == "6205"
 
 
+def test_shipped_cross_speed_config():
+    """configs/hitsm_cross.toml plans each speed held out in turn, with and without CORAL, 3 seeds."""
+    from faultdiag.sweep.plan import plan_cells
+
+    cfg = load_config("configs/hitsm_cross.toml")
+    cells = plan_cells(cfg)
+    assert cfg.sweep.protocol == "cross-domain" and cfg.data.domain == "rpm" and len(cells) == 3 * 2 * 3
+    tasks = {c.task for c in cells}
+    assert len(tasks) == 3
+    for c in cells:  # every task trains on two speeds and tests on the third
+        train, test = set(c.config.data.train_domains), set(c.config.data.test_domains)
+        assert len(train) == 2 and len(test) == 1 and not train & test and train | test == {"600", "900", "1200"}
+    assert {c.config.adapt.method for c in cells} == {"none", "coral"}
+
+
 @pytest.mark.slow
 def test_cross_speed_model_diagnoses_unseen_speed(shared_data, tmp_path):
     """Train on 600 and 900 rpm (MFS rig, 2 epochs), diagnose the 1200 rpm files: labels and speeds
