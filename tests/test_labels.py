@@ -11,7 +11,7 @@ import pytest
 
 from faultdiag.config import DataConfig
 from faultdiag.data.datasets import inapplicable_keys, load_dataset
-from faultdiag.data.labels import label_of, label_warnings, parse_label_from
+from faultdiag.data.labels import label_warnings, parse_label_from
 from faultdiag.data.readers import write_recording
 from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
@@ -119,6 +119,18 @@ def test_trains_at_the_data_rate_and_warns_when_resampling(tmp_path, caplog):
     _write(root, "b/3.h5", fs_hz=25600.0)
     with pytest.raises(ConfigError, match=r"different sampling rates \(1 at 25600 Hz, 2 at 51200 Hz\).*data.fs_hz"):
         load_dataset(_data(root))
+
+
+def test_cache_refuses_files_at_different_rates_like_the_loader(tmp_path):
+    from faultdiag.data.cache import build_cache
+
+    root = _tree(tmp_path / "d", ["a/1.h5", "b/2.h5"], fs_hz=51200.0, n=8000)
+    _write(root, "b/3.h5", fs_hz=25600.0)
+    with pytest.raises(ConfigError, match=r"3\.h5' is at 25600 Hz, the files before it at 51200 Hz.*data\.fs_hz"):
+        build_cache(_data(root), tmp_path / "c.h5")
+    assert not (tmp_path / "c.h5").exists()
+    build_cache(_data(root, fs_hz=12800.0), tmp_path / "c.h5")  # a rate to cache at: every file resampled to it
+    assert (tmp_path / "c.h5").exists()
 
 
 def test_channel_names_unified_and_keys_that_do_not_apply(tmp_path, caplog):

@@ -55,12 +55,19 @@ def _iter_recordings(data: DataConfig, class_names: list[str]) -> Iterator[Recor
     for warning in warnings:
         log.warning("labels: %s", warning)
     seen: set[str] = set()
-    fs_hz = data.fs_hz
+    first_fs_hz = None
     for entry in entries:
         if data.classes and entry.label not in data.classes:
             continue
         rec = read_entry(entry, data)
-        (rec,), fs_hz = unify_rate([rec], fs_hz) if fs_hz is not None else ([rec], rec.fs_hz)
+        if data.fs_hz is not None:
+            (rec,), _ = unify_rate([rec], data.fs_hz)
+        elif first_fs_hz is None:
+            first_fs_hz = rec.fs_hz
+        elif abs(rec.fs_hz - first_fs_hz) > 1e-6:
+            raise ConfigError(f"'{entry.path}' is at {rec.fs_hz:g} Hz, the files before it at {first_fs_hz:g} Hz: "
+                              f"set data.fs_hz to the rate to cache at (e.g. --set data.fs_hz={min(rec.fs_hz, first_fs_hz):g}; "
+                              "the others are resampled to it).")
         seen.add(str(rec.label))
         yield rec
     class_names += list(data.classes) if data.classes else sorted(seen)
