@@ -36,19 +36,18 @@ import torch
 
 from faultdiag.config import load_config
 from faultdiag.data.noise import add_noise
-from faultdiag.data.readers import read_recording
+from faultdiag.data.hitsm import HITSM_FS_HZ, HITSM_STATES, find_hitsm, read_hitsm
 from faultdiag.data.simulate import SIM_CLASSES, simulated_dataset
 from faultdiag.data.windows import split_windows
 from faultdiag.envelope import fault_frequency_report
 from faultdiag.frontend import METHODS, candidate_bands, choose_band
-from faultdiag.frontend.band_select import band_statistics
+from faultdiag.frontend.band_select import band_statistics, class_subset
 from faultdiag.frontend.plot import mean_power_spectrum, plot_band_choice
 from faultdiag.training import prepare
-from faultdiag.provenance import code_revision, library_versions, write_json
+from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
-HITSM_CLASSES = ("Normal", "IR2", "IR5", "IR8", "OR2", "OR5", "OR8")
 CWRU_LITERATURE_HZ = (2500.0, 4000.0)
 PROXY_SNR_DB = -4.0
 
@@ -63,15 +62,14 @@ def load_sets(data_dir: Path) -> dict[str, dict]:
     if any((data_dir / "cwru").glob("*.mat")):
         cfg = load_config(ROOT / "configs" / "cwru_wdcnn.toml", [f"data.data_dir={str(data_dir / 'cwru')!r}"])
         prep = prepare(cfg)
-        sets["cwru"] = dict(train=prep.train, test=prep.test, fs_hz=prep.fs_hz, classes=prep.class_names,
+        sets["cwru"] = dict(train=prep.train, test=prep.test, fs_hz=prep.inputs.fs_hz, classes=prep.class_names,
                             normal=prep.class_names.index("normal"), recordings=None)
     for rig in ("spectraquest_mfs", "self_built"):
-        files = sorted((data_dir / "hitsm" / rig).glob("*.mat"))
-        if not files:
+        if not any((data_dir / "hitsm" / rig).glob("*.mat")):
             continue
-        recs = [read_recording(p, fs_hz=51200, label=p.stem.split("_")[0]) for p in files]
-        sp = split_windows(recs, HITSM_CLASSES, 2048, 1024)
-        sets[f"hitsm_{rig}"] = dict(train=sp["train"], test=sp["test"], fs_hz=51200.0, classes=HITSM_CLASSES,
+        recs = [read_hitsm(f) for f in find_hitsm(data_dir / "hitsm", rigs=(rig,))]
+        sp = split_windows(recs, HITSM_STATES, 2048, 1024)
+        sets[f"hitsm_{rig}"] = dict(train=sp["train"], test=sp["test"], fs_hz=HITSM_FS_HZ, classes=HITSM_STATES,
                                     normal=0, recordings=recs)
     return sets
 
@@ -89,7 +87,7 @@ def hitsm_reference(recs: list, fs_hz: float) -> list[dict]:
     for level, lo, hi in candidate_bands(fs_hz):
         scores, found = [], 0
         for rec in faults:
-            shaft_hz = float(Path(rec.source).stem.split("_")[1]) / 60
+            shaft_hz = rec.meta["rpm"] / 60
             rep = fault_frequency_report(rec.signal[0], fs_hz, shaft_hz, band_hz=(lo, hi))
             family = "bpfi" if rec.label.startswith("IR") else "bpfo"
             scores.append(rep["scores"][family])
@@ -103,12 +101,6 @@ def hitsm_reference(recs: list, fs_hz: float) -> list[dict]:
     return rows
 
 
-def _subset(y: np.ndarray, per_class: int) -> np.ndarray:
-    keep = [idx[np.linspace(0, idx.size - 1, min(per_class, idx.size)).round().astype(int)]
-            for idx in (np.flatnonzero(y == k) for k in np.unique(y))]
-    return np.sort(np.concatenate(keep))
-
-
 def _fisher(f: np.ndarray, y: np.ndarray) -> float:
     means = np.array([f[y == k].mean() for k in np.unique(y)])
     return float(means.var() / np.mean([f[y == k].var() for k in np.unique(y)]))
@@ -116,7 +108,7 @@ def _fisher(f: np.ndarray, y: np.ndarray) -> float:
 
 def noise_proxy(data: dict, bands: dict[str, tuple[float, float]]) -> list[dict]:
     """In-band SNR and envelope-kurtosis separability of noisy test windows per band (module docstring)."""
-    idx = _subset(data["test"].y, 128)
+    idx = class_subset(data["test"].y, 128)
     X = torch.as_tensor(data["test"].X[idx], dtype=torch.float32)
     y = data["test"].y[idx]
     noisy = add_noise(X, PROXY_SNR_DB, generator=torch.Generator().manual_seed(0))
@@ -147,8 +139,9 @@ def run_set(name: str, data: dict, out_dir: Path, reference: bool) -> dict:
                             "top5": top.to_dict("records")})
             print(f"{name:24s} {method:13s} snr_db={str(snr_db):5s} -> {c.low_hz:7.0f} - {c.high_hz:7.0f} Hz")
             if snr_db == 0.0:
-                plot_band_choice(c, train.X[_subset(train.y, 256)], fs, out_dir / f"band_choice_{name}_{method}.png",
-                                 y=train.y[_subset(train.y, 256)], class_names=data["classes"],
+                shown = class_subset(train.y, 256)
+                plot_band_choice(c, train.X[shown], fs, out_dir / f"band_choice_{name}_{method}.png",
+                                 y=train.y[shown], class_names=data["classes"],
                                  title=f"{name}: {method} at 0 dB -> {c.low_hz:.0f}-{c.high_hz:.0f} Hz")
     result = {"fs_hz": fs, "classes": list(data["classes"]), "n_train_windows": len(train),
               "n_test_windows": len(data["test"]), "choices": choices}
@@ -178,7 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-reference", action="store_true", help="skip the slow HIT-SM reference table")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    results = {"code_revision": code_revision(), "versions": library_versions(), "proxy_snr_db": PROXY_SNR_DB,
+    results = {"code_revision": code_revision(), "versions": library_versions(), "machine": machine_info(),
+               "data_dir": str(args.data_dir), "reference": not args.no_reference, "proxy_snr_db": PROXY_SNR_DB,
                "datasets": {}}
     for name, data in load_sets(args.data_dir).items():
         results["datasets"][name] = run_set(name, data, args.out.parent, not args.no_reference)

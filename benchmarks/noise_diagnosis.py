@@ -82,7 +82,7 @@ def diagnose_cell(cell_dir: Path, snrs_db: list[float]) -> dict:
     clean = rows[0]
     for r in rows:
         r["tau_ratio_to_clean"] = [t / c if c else float("nan") for t, c in zip(r["tau_mean"], clean["tau_mean"])]
-    worst = rows[-1] if snrs_db and min(snrs_db) == snrs_db[-1] else min(rows[1:], key=lambda r: r["snr_db"])
+    worst = min(rows[1:], key=lambda r: r["snr_db"])
     cm = np.asarray(worst["confusion"])
     wrong = cm.sum(axis=0) - np.diag(cm)
     return {"cell": str(cell_dir), "model": ckpt.model_name, "front_end": ckpt.inputs.front_end.to_dict(),

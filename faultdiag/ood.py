@@ -67,9 +67,9 @@ def penultimate_features(model: nn.Module, X: torch.Tensor, batch_size: int = 51
         with torch.inference_mode(), penultimate(model) as captured:
             for i in range(0, len(X), batch_size):
                 logits.append(model(X[i:i + batch_size].to(device, torch.float32)).float().cpu())
+                captured[-1] = captured[-1].detach().float().cpu()  # one batch of features on the device at a time
     finally:
         model.train(was_training)
-    captured = [f.detach().float().cpu() for f in captured]
     features = torch.cat(captured)
     if features.shape[0] != len(X):
         raise DataError(f"model.fc ran {features.shape[0]} times the batch rows for {len(X)} windows; "

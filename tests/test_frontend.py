@@ -303,18 +303,15 @@ def test_cwru_band_lies_in_the_drive_end_resonance_region(cwru_dir, method):
     assert _overlap_fraction(choice.low_hz, choice.high_hz, (2500.0, 4000.0)) >= 0.5, (choice.low_hz, choice.high_hz)
 
 
-HITSM_CLASSES = ("Normal", "IR2", "IR5", "IR8", "OR2", "OR5", "OR8")
-
-
 @pytest.fixture(scope="module", params=["spectraquest_mfs", "self_built"])
 def hitsm_rig(request, shared_data):
-    from faultdiag.data.readers import read_recording
+    from faultdiag.data.hitsm import find_hitsm, read_hitsm
 
     folder = shared_data / "hitsm" / request.param
-    files = sorted(folder.glob("*.mat"))
-    if len(files) != 21:
-        pytest.skip(f"HIT-SM rig {folder} needs its 21 .mat files; found {len(files)}")
-    return [read_recording(p, fs_hz=51200, label=p.stem.split("_")[0]) for p in files]
+    n_files = len(list(folder.glob("*.mat")))
+    if n_files != 21:
+        pytest.skip(f"HIT-SM rig {folder} needs its 21 .mat files; found {n_files}")
+    return [read_hitsm(f) for f in find_hitsm(shared_data / "hitsm", rigs=(request.param,))]
 
 
 @pytest.mark.shared_data
@@ -327,12 +324,14 @@ def test_hitsm_band_demodulates_every_fault(hitsm_rig, method):
     the MFS rig (narrow bands above 16 kHz fail); the worst bands manage 9 and 13 of 18."""
     from faultdiag.envelope import fault_frequency_report
 
-    train = split_windows(hitsm_rig, HITSM_CLASSES, 2048, 2048)["train"]
+    from faultdiag.data.hitsm import HITSM_STATES
+
+    train = split_windows(hitsm_rig, HITSM_STATES, 2048, 2048)["train"]
     choice = choose_band(train.X, train.y, 51200, method, normal_label=0, max_windows_per_class=48)
     found = 0
     faults = [r for r in hitsm_rig if r.label != "Normal"]
     for rec in faults:
-        shaft_hz = float(Path(rec.source).stem.split("_")[1]) / 60
+        shaft_hz = rec.meta["rpm"] / 60
         report = fault_frequency_report(rec.signal[0], 51200, shaft_hz, band_hz=(choice.low_hz, choice.high_hz))
         found += report["dominant"] == ("bpfi" if rec.label.startswith("IR") else "bpfo")
     assert found == len(faults), (choice.low_hz, choice.high_hz, found)

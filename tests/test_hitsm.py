@@ -59,8 +59,8 @@ def test_real_hitsm_files(shared_data):
     assert len(ds.fingerprint["files"]) == 21 and ds.fingerprint["selection"]["speeds_rpm"] == [600, 900, 1200]
 
 
-def test_shipped_config(shared_data):
-    cfg = load_config("configs/hitsm.toml", [f'data.data_dir="{shared_data / "hitsm"}"'])
+def test_shipped_config(tmp_path):
+    cfg = load_config("configs/hitsm.toml", [f'data.data_dir="{tmp_path}"'])
     assert cfg.data.source == "hitsm" and cfg.data.fs_hz is None and cfg.data.rigs == ("spectraquest_mfs",)
     assert set(cfg.sweep.models) == {"drsn-cw", "resnet", "wdcnn"} and cfg.data.bearing == "6205"
 

@@ -34,6 +34,7 @@ edges: a window carries no information about the signal outside it.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -129,13 +130,19 @@ def _odd_extend(x: torch.Tensor, pad: int) -> torch.Tensor:
     return torch.cat([left, x, right], dim=-1)
 
 
+@functools.lru_cache(maxsize=128)
+def _gain(n_fft: int, fs_hz: float, low_hz: float, high_hz: float, order: int) -> torch.Tensor:
+    """``|H(f)|**2`` on the ``n_fft // 2 + 1`` rfft bins, float32 on the CPU (one per filter: every batch reuses it)."""
+    freqs = np.arange(n_fft // 2 + 1) * (fs_hz / n_fft)
+    return torch.as_tensor(bandpass_gain(freqs, fs_hz, low_hz, high_hz, order), dtype=torch.float32)
+
+
 def _filtered_spectrum(x: torch.Tensor, fs_hz, low_hz, high_hz, order) -> tuple[torch.Tensor, int, int]:
     """rfft ``(N, C, n_fft // 2 + 1)`` of the odd-extended, band-passed windows; ``pad``; ``n_fft``."""
     n = x.shape[-1]
     pad = pad_length(n, fs_hz, low_hz, high_hz)
     n_fft = next_fast_len(n + 2 * pad, real=True)
-    freqs = np.arange(n_fft // 2 + 1) * (fs_hz / n_fft)
-    gain = torch.as_tensor(bandpass_gain(freqs, fs_hz, low_hz, high_hz, order), dtype=torch.float32, device=x.device)
+    gain = _gain(n_fft, float(fs_hz), float(low_hz), float(high_hz), int(order)).to(x.device)
     return torch.fft.rfft(_odd_extend(x, pad), n=n_fft) * gain, pad, n_fft
 
 

@@ -34,8 +34,7 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch

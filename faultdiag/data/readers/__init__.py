@@ -91,12 +91,13 @@ def open_recording(
     side, side_path = read_sidecar(path)
     opts = dict(fs_hz=fs_hz, channels=channels, label=label, time_column=time_column, dataset=dataset,
                 variable=variable, skip_rows=skip_rows)
+    fmt = sniff_format(path)
     try:
-        src = _dispatch(path, sniff_format(path), opts)
+        src = _dispatch(path, fmt, opts)
     except MissingRateError:
         if "fs_hz" not in side:
             raise
-        src = _dispatch(path, sniff_format(path), {**opts, "fs_hz": side["fs_hz"]})
+        src = _dispatch(path, fmt, {**opts, "fs_hz": side["fs_hz"]})
         src.meta["fs_source"] = f"sidecar {side_path.name}"
     else:
         if "fs_hz" in side and fs_hz is None and abs(side["fs_hz"] - src.fs_hz) > 1e-6 * src.fs_hz:
