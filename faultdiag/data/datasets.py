@@ -22,7 +22,7 @@ from faultdiag.data.files import file_fingerprint, plan_files, read_entry, unify
 from faultdiag.data.recording import Recording
 from faultdiag.errors import ConfigError, DataError
 
-__all__ = ["Dataset", "load_dataset", "inapplicable_keys", "read_file"]
+__all__ = ["Dataset", "load_dataset", "inapplicable_keys"]
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,6 @@ def _cwru(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, A
     classes = tuple(data.classes) if data.classes else tuple(WDCNN_CLASSES)
     recs = load_cwru(data.data_dir, classes=classes, loads=data.loads, fs_hz=data.fs_hz, channel=data.channel)
     return list(recs), classes, file_fingerprint("cwru", _keyed(data.data_dir, [r.source for r in recs if r.source]))
-
-
-def read_file(path: str | Path, data: DataConfig, label: str) -> Recording:
-    """One file read with ``data``'s reading options (see :func:`faultdiag.data.files.read_entry`)."""
-    return read_entry(Path(path), data, label)
 
 
 def _files(data: DataConfig) -> tuple[list[Recording], Sequence[str], dict[str, Any]]:

@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 HITSM_FS_HZ = 51200.0
 HITSM_STATES = ("Normal", "IR2", "IR5", "IR8", "OR2", "OR5", "OR8")
-HITSM_BEARING = "6205"
-"""The data set's read-me names 6205 deep-groove ball bearings (MFS rig)."""
 
 _NAME = re.compile(r"^(normal|ir[258]|or[258])_(\d+)\.mat$", re.IGNORECASE)
 

@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from faultdiag.bearing import DRIVE_END_6205, FAN_END_6203
 from faultdiag.bearings import Bearing, parse_bearing
 from faultdiag.diagnose.model import Predictor, load_predictor, select_rows
 from faultdiag.diagnose.physics import PhysicsInputs, default_bearing, resolve_inputs, run_check
@@ -48,12 +47,10 @@ from faultdiag.diagnose.stream import FLAT_REL, Excerpt, SignalChecks, WindowTal
 from faultdiag.diagnose.truth import read_info, summarize, truth_rule
 from faultdiag.errors import ConfigError, DataError, FaultdiagError
 
-__all__ = ["diagnose", "diagnose_file", "fault_kind", "agreement", "load_predictor", "summarize", "BEARINGS"]
+__all__ = ["diagnose", "diagnose_file", "fault_kind", "agreement", "load_predictor", "summarize"]
 
 log = logging.getLogger(__name__)
 
-BEARINGS = {"de": DRIVE_END_6205, "fe": FAN_END_6203}
-"""The two CWRU bearings by their old short names (any name of :mod:`faultdiag.bearings` works)."""
 DEFAULT_BATCH_SIZE = 256
 """Fastest measured on a 2-core CPU for the paper and wide presets (larger batches fall out of cache)."""
 ENVELOPE_S = 10.0
