@@ -280,6 +280,8 @@ def test_cwru_model_diagnoses_held_out_time_regions(cwru_dir, tmp_path):
 @pytest.mark.parametrize("name, kwargs, shape", [
     ("drsn-cw", dict(preset="paper"), (5, 1, 512)),
     ("drsn-cw", dict(preset="wide", in_channels=2), (5, 2, 1000)),
+    ("drsn-cw", dict(preset="wide", stem_shrinkage=True, kernel_dropout=0.5), (5, 1, 2048)),  # the shipped recipe
+    ("drsn-cs", dict(preset="paper", stem_shrinkage=True), (5, 1, 512)),
     ("drsn-cs", dict(preset="paper", kernel_size=4, shortcut="conv"), (5, 1, 333)),
     ("resnet", dict(preset="paper"), (5, 1, 256)),
     ("convnet", dict(preset="paper"), (5, 1, 256)),

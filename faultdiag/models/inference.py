@@ -6,7 +6,9 @@ what the eval-mode model computes, with less work per forward pass:
 * in each :class:`~faultdiag.models.blocks.ResidualUnit` the BatchNorm after ``conv1``
   (``conv1 -> BN2``) is folded into ``conv1``'s weights and bias; ``BN1`` cannot fold (a ReLU and
   the identity path sit between it and any conv) and stays;
-* in each threshold sub-network ``fc1 -> BN`` folds into ``fc1``;
+* in each threshold sub-network (the units' and the one after the stem, ``stem_shrinkage``)
+  ``fc1 -> BN`` folds into ``fc1``; the stem's kernel dropout is off in eval mode, so its
+  convolution is a plain one;
 * ReLUs, the soft threshold and the residual addition run in place on tensors the pass owns, and
   the zero-padding shortcut adds the (subsampled) identity into the middle channels instead of
   building a padded copy;
@@ -82,22 +84,16 @@ class _Conv(nn.Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
 
-class _Unit(nn.Module):
-    """A ResidualUnit with BN2 folded into conv1 and everything after conv1 in place."""
+class _Shrink(nn.Module):
+    """A :class:`~faultdiag.models.shrinkage.Shrinkage` on ``(N, C, H, W)`` with its estimator's BN folded into
+    ``fc1``, the soft threshold in place on the tensor the pass owns."""
 
-    def __init__(self, unit: ResidualUnit, lift: bool):
+    def __init__(self, shrink: Shrinkage):
         super().__init__()
-        _fold_into(_last_conv(unit.conv1), unit.bn2)
-        self.bn1, self.conv1, self.conv2 = unit.bn1, _Conv(unit.conv1, lift), _Conv(unit.conv2, lift)
-        self.estimator = None
-        if isinstance(unit.shrink, Shrinkage):
-            self.estimator = unit.shrink.estimator
-            _fold_into(self.estimator.fc1, self.estimator.bn)
-        self.kind, self.lift = unit._shortcut_kind, lift
-        self.proj = _Conv(unit.proj, lift) if self.kind == "conv" else unit.proj
-        self.stride, self.c_in, self.c_out = unit.stride, unit.in_channels, unit.out_channels
+        self.estimator = shrink.estimator
+        _fold_into(self.estimator.fc1, self.estimator.bn)
 
-    def _shrink(self, r: torch.Tensor) -> torch.Tensor:
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
         est = self.estimator
         r_abs = r.abs()
         a = r_abs.mean(dim=(2, 3))                                           # (N, C)
@@ -106,11 +102,24 @@ class _Unit(nn.Module):
         tau = tau[:, :, None, None]
         return r_abs.sub_(tau).relu_().copysign_(r)
 
+
+class _Unit(nn.Module):
+    """A ResidualUnit with BN2 folded into conv1 and everything after conv1 in place."""
+
+    def __init__(self, unit: ResidualUnit, lift: bool):
+        super().__init__()
+        _fold_into(_last_conv(unit.conv1), unit.bn2)
+        self.bn1, self.conv1, self.conv2 = unit.bn1, _Conv(unit.conv1, lift), _Conv(unit.conv2, lift)
+        self.shrink = _Shrink(unit.shrink) if isinstance(unit.shrink, Shrinkage) else None
+        self.kind, self.lift = unit._shortcut_kind, lift
+        self.proj = _Conv(unit.proj, lift) if self.kind == "conv" else unit.proj
+        self.stride, self.c_in, self.c_out = unit.stride, unit.in_channels, unit.out_channels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = torch.relu_(self.conv1(torch.relu_(_batch_norm(x, self.bn1))))               # BN2 folded into conv1
         r = self.conv2(r)
-        if self.estimator is not None:
-            r = self._shrink(r)
+        if self.shrink is not None:
+            r = self.shrink(r)
         if self.kind == "none":
             return r
         if self.kind == "conv":
@@ -130,12 +139,15 @@ class InferenceNet(nn.Module):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.lift = isinstance(_last_conv(net.stem), nn.Conv1d)
         self.stem, self.bn, self.fc = _Conv(net.stem, self.lift), net.bn, net.fc
+        self.stem_shrink = _Shrink(net.stem_shrink) if isinstance(net.stem_shrink, Shrinkage) else None
         self.units = nn.ModuleList(_Unit(u, self.lift) for stage in net.stages for u in stage)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (N, C_in, L) or (N, C_in, H, W)
         x = x[:, :, None, :] if self.lift else x
         x = self.stem(x.contiguous(memory_format=self.memory_format))     # (N, C, 1 or H', L' or W')
+        if self.stem_shrink is not None:
+            x = self.stem_shrink(x)
         for unit in self.units:
             x = unit(x)
         x = torch.relu_(_batch_norm(x, self.bn))

@@ -163,8 +163,9 @@ class ShrinkageNet(nn.Module):
 
     @property
     def foldable(self) -> bool:
-        """True when :func:`~faultdiag.models.inference.fold_for_inference` can fold it (a plain conv stem)."""
-        return isinstance(self.stem_shrink, nn.Identity) and not isinstance(self.stem, SincBandpass1d)
+        """True when :func:`~faultdiag.models.inference.fold_for_inference` can fold it (a convolution stem,
+        with or without kernel dropout and shrinkage after it; not the sinc band-pass stem)."""
+        return not isinstance(self.stem, SincBandpass1d)
 
     def thresholds(self) -> list[torch.Tensor]:
         """The thresholds of the last forward pass, one tensor per shrinkage unit in order:
