@@ -124,3 +124,22 @@ def test_noise_seed_depends_on_condition_only():
     seeds = {noise_seed(s, k, snr) for s in (0, 1) for k in ("gaussian", "pink") for snr in (-4, 0, 4)}
     assert len(seeds) == 12
     assert 0 <= noise_seed(3, "pink", 2.5) < 2**63
+
+
+def test_adabn_trunk_only_keeps_the_threshold_estimators_statistics():
+    from benchmarks.adabn_scope import adabn_trunk_only
+    from faultdiag.models.networks import build_model
+    from faultdiag.models.shrinkage import ThresholdEstimator
+
+    model = build_model("drsn-cw", preset="paper", seed=0).eval()
+    X = 3.0 + 2.0 * torch.randn(40, 1, 256, generator=torch.Generator().manual_seed(0))
+    full, trunk = adabn(model, X, batch_size=16), adabn_trunk_only(model, X, batch_size=16)
+    before, f_sd, t_sd = model.state_dict(), full.state_dict(), trunk.state_dict()
+    est = {n for n, m in model.named_modules() if isinstance(m, ThresholdEstimator)}
+    assert est
+    for k in before:
+        if not k.endswith("running_mean"):
+            continue
+        inside = any(k.startswith(n + ".bn.") for n in est)
+        assert torch.equal(t_sd[k], before[k] if inside else f_sd[k]), k
+        assert inside or not torch.equal(t_sd[k], before[k]), k
