@@ -64,14 +64,9 @@ def _cell(mean: float, std: float, n: int) -> str:
     return f"{100 * mean:.1f}"
 
 
-def pivot_summary(summary: pd.DataFrame, metric: str = "accuracy") -> dict[str, pd.DataFrame]:
-    """Wide tables of ``metric`` (percent, "mean ± std"): one per noise kind.
-
-    Rows are models (with " +AdaBN" appended where AdaBN was on), columns are the SNRs in
-    increasing order followed by "clean" (the clean rows are repeated in every kind's table).
-    """
-    if f"{metric}_mean" not in summary.columns:
-        raise ConfigError(f"The 'metric' parameter must be one of {list(METRICS)}; got {metric!r}.")
+def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``summary`` with column ``row``: the model, its protocol where several, `` +CORAL`` etc.
+    for an adaptation method, `` +AdaBN``."""
     rows = summary.copy()
     adabn = rows["adabn"].astype(bool) if "adabn" in rows.columns else pd.Series(False, index=rows.index)
     protocol = rows["protocol"].astype(str) if "protocol" in rows.columns else None
@@ -82,7 +77,24 @@ def pivot_summary(summary: pd.DataFrame, metric: str = "accuracy") -> dict[str, 
         method = rows["adapt"].fillna("none").astype(str)
         label = label.where(method == "none", label + " +" + method.str.upper())
     rows["row"] = label.where(~adabn, label + " +AdaBN")
-    if "task" in rows.columns and rows["task"].fillna("").astype(str).str.len().gt(0).any():
+    return rows
+
+
+def is_cross_domain(df: pd.DataFrame) -> bool:
+    """Whether tidy results or a summary come from the ``cross-domain`` protocol (rows with a task)."""
+    return "task" in df.columns and df["task"].fillna("").astype(str).str.len().gt(0).any()
+
+
+def pivot_summary(summary: pd.DataFrame, metric: str = "accuracy") -> dict[str, pd.DataFrame]:
+    """Wide tables of ``metric`` (percent, "mean ± std"): one per noise kind.
+
+    Rows are models (with " +AdaBN" appended where AdaBN was on), columns are the SNRs in
+    increasing order followed by "clean" (the clean rows are repeated in every kind's table).
+    """
+    if f"{metric}_mean" not in summary.columns:
+        raise ConfigError(f"The 'metric' parameter must be one of {list(METRICS)}; got {metric!r}.")
+    rows = _labelled(summary)
+    if is_cross_domain(rows):
         return {"cross-domain": _task_table(rows, metric)}
     rows["col"] = [_snr_label(k, s) for k, s in zip(rows["kind"], rows["snr_db"])]
     rows["text"] = [
@@ -221,6 +233,46 @@ def plot_accuracy_vs_snr(
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel(f"{metric.replace('_', ' ')} (%)")
     axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_accuracy_per_task(df: pd.DataFrame, path: str | os.PathLike, metric: str = "accuracy") -> None:
+    """Cross-domain results as grouped bars: one group per task (``"1>2"``) and one for the mean over
+    tasks, one bar per model / adaptation / AdaBN row; error bars = std over seeds (for the mean: the
+    std of the per-task means, as in the tables).
+
+    Args:
+        df: tidy results (or a ``summary_table``) of the ``cross-domain`` protocol.
+        path: output PNG.
+    """
+    summary = summary_table(df) if "n_seeds" not in df.columns else df
+    if not is_cross_domain(summary):
+        raise ConfigError("plot_accuracy_per_task needs cross-domain results (a 'task' column); got none.")
+    rows = _labelled(summary)
+    tasks = list(dict.fromkeys(rows["task"].astype(str)))
+    labels = list(dict.fromkeys(rows["row"]))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.9 * (len(tasks) + 1) * max(1.0, len(labels) / 3))), 4.2))
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        part = rows[rows["row"] == label].set_index(rows.loc[rows["row"] == label, "task"].astype(str))
+        means = [100 * float(part.loc[t, f"{metric}_mean"]) if t in part.index else np.nan for t in tasks]
+        stds = [100 * float(np.nan_to_num(part.loc[t, f"{metric}_std"])) if t in part.index else 0.0 for t in tasks]
+        task_means = np.array(means, float)
+        means.append(float(np.nanmean(task_means)))
+        stds.append(float(np.nanstd(task_means, ddof=1)) if np.isfinite(task_means).sum() > 1 else 0.0)
+        x = np.arange(len(tasks) + 1) + (i - (len(labels) - 1) / 2) * width
+        ax.bar(x, means, width, yerr=stds, capsize=2, label=label, color=f"C{i}",
+               hatch="//" if label.endswith("+AdaBN") else None, edgecolor="white", linewidth=0.5)
+    ax.set_xticks(np.arange(len(tasks) + 1), [t.replace(">", "→") for t in tasks] + ["mean"])
+    lowest = np.nanmin(100 * rows[f"{metric}_mean"].to_numpy(float))
+    ax.set_ylim(max(0.0, 10 * np.floor(lowest / 10) - 10), 100.5)
+    ax.set_xlabel("task (train → test domain)")
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(len(labels), 4), frameon=False)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

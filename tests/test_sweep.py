@@ -249,6 +249,16 @@ def test_a_sweep_mixing_families_gives_each_cell_only_its_own_model_keys():
     assert by_model["ticnn"].kernel_dropout == 0.2
 
 
+def test_accuracy_per_task_plot_needs_tasks(tmp_path):
+    df = pd.DataFrame({"model": ["drsn-cw"] * 4, "kind": ["clean"] * 4, "snr_db": [np.nan] * 4,
+                       "adabn": [False, True] * 2, "seed": [0, 0, 1, 1], "accuracy": [0.8, 0.9, 0.85, 0.95],
+                       "task": ["1>2"] * 4, "adapt": ["none"] * 4})
+    report.plot_accuracy_per_task(df, tmp_path / "tasks.png")
+    assert (tmp_path / "tasks.png").stat().st_size > 0
+    with pytest.raises(ConfigError, match="cross-domain"):
+        report.plot_accuracy_per_task(df.drop(columns="task"), tmp_path / "no.png")
+
+
 def test_cross_domain_trains_on_one_load_tests_on_another_and_adapts(tmp_path):
     over = tiny_overrides(**{"data.loads": "[0, 2]", "data.domain": '"load_hp"', "data.train_domains": "[0]",
                              "data.test_domains": "[2]", "sweep.protocol": '"cross-domain"',
@@ -262,6 +272,8 @@ def test_cross_domain_trains_on_one_load_tests_on_another_and_adapts(tmp_path):
     assert set(df["task"]) == {"0>2", "2>0"} and set(df["adapt"]) == {"none", "coral"} and len(df) == 8
     text = (tmp_path / "summary.md").read_text()
     assert "| model | 0>2 | 2>0 | mean |" in text and "| drsn-cw +CORAL +AdaBN |" in text
+    assert (tmp_path / "accuracy_per_task.png").stat().st_size > 0  # bars per task, not an empty SNR axis
+    assert not (tmp_path / "accuracy_vs_snr.png").exists()
     result = json.loads((tmp_path / "cells" / "drsn-cw" / "0to2-coral-seed0" / "result.json").read_text())
     assert result["task"] == "0>2" and result["adapt"] == "coral"
     with pytest.raises(ConfigError, match="data.domain"):

@@ -70,7 +70,8 @@ def register(subparsers: Any) -> None:
         "(train and test at each SNR), with and without AdaBN as sweep.adabn says. One sub-folder per\n"
         "training in DIR/cells/; finished cells are skipped, so rerunning a killed sweep finishes it.\n"
         "Writes results.csv (tidy), summary.csv/.md/.json (mean +- std over seeds),\n"
-        "accuracy_vs_snr.png, confusion_*.png and sweep.json (config, data fingerprint, revision)."),
+        "accuracy_vs_snr.png (cross-domain: accuracy_per_task.png), confusion_*.png and sweep.json\n"
+        "(config, data fingerprint, revision)."),
         epilog="example: faultdiag sweep --config configs/quickstart.toml --out runs/quick")
     _common(p, out_help="output folder (default: runs/sweep-<config name>)",
             seed_help="run this one seed instead of sweep.seeds",
@@ -193,6 +194,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                    cache=cache)
     print(f"sweep: protocol {cfg.sweep.protocol}, models {', '.join(cfg.sweep.models)}, seeds {list(cfg.sweep.seeds)}")
     _print_table(df)
-    print(f"\nresults: {out / 'results.csv'}, {out / 'summary.md'}\nplot:    {out / 'accuracy_vs_snr.png'}\n"
+    plot = "accuracy_per_task.png" if cfg.sweep.protocol == "cross-domain" else "accuracy_vs_snr.png"
+    print(f"\nresults: {out / 'results.csv'}, {out / 'summary.md'}\nplot:    {out / plot}\n"
           f"cells:   {out / 'cells'}")
     return 0
