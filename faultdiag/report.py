@@ -266,13 +266,15 @@ def plot_accuracy_per_task(df: pd.DataFrame, path: str | os.PathLike, metric: st
         x = np.arange(len(tasks) + 1) + (i - (len(labels) - 1) / 2) * width
         ax.bar(x, means, width, yerr=stds, capsize=2, label=label, color=f"C{i}",
                hatch="//" if label.endswith("+AdaBN") else None, edgecolor="white", linewidth=0.5)
-    ax.set_xticks(np.arange(len(tasks) + 1), [t.replace(">", "→") for t in tasks] + ["mean"])
+    arrow = "\n→ " if max(len(t) for t in tasks) > 12 else "→"  # long domain names: one per line
+    ax.set_xticks(np.arange(len(tasks) + 1), [t.replace(">", arrow) for t in tasks] + ["mean"])
     lowest = np.nanmin(100 * rows[f"{metric}_mean"].to_numpy(float))
     ax.set_ylim(max(0.0, 10 * np.floor(lowest / 10) - 10), 100.5)
     ax.set_xlabel("task (train → test domain)")
     ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(len(labels), 4), frameon=False)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16 if arrow == "→" else -0.26),
+              ncol=min(len(labels), 4), frameon=False)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
