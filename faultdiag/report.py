@@ -257,7 +257,8 @@ def plot_accuracy_per_task(df: pd.DataFrame, path: str | os.PathLike, metric: st
     fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.9 * (len(tasks) + 1) * max(1.0, len(labels) / 3))), 4.2))
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
-        part = rows[rows["row"] == label].set_index(rows.loc[rows["row"] == label, "task"].astype(str))
+        part = rows[rows["row"] == label]
+        part = part.set_index(part["task"].astype(str))
         means = [100 * float(part.loc[t, f"{metric}_mean"]) if t in part.index else np.nan for t in tasks]
         stds = [100 * float(np.nan_to_num(part.loc[t, f"{metric}_std"])) if t in part.index else 0.0 for t in tasks]
         task_means = np.array(means, float)

@@ -177,6 +177,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from faultdiag.sweep import run_sweep
     from faultdiag.sweep.cell import PreparedCache
+    from faultdiag.sweep.reports import plot_name
 
     cfg = _load(args)
     cache = PreparedCache()
@@ -194,7 +195,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                    cache=cache)
     print(f"sweep: protocol {cfg.sweep.protocol}, models {', '.join(cfg.sweep.models)}, seeds {list(cfg.sweep.seeds)}")
     _print_table(df)
-    plot = "accuracy_per_task.png" if cfg.sweep.protocol == "cross-domain" else "accuracy_vs_snr.png"
-    print(f"\nresults: {out / 'results.csv'}, {out / 'summary.md'}\nplot:    {out / plot}\n"
+    print(f"\nresults: {out / 'results.csv'}, {out / 'summary.md'}\nplot:    {out / plot_name(cfg)}\n"
           f"cells:   {out / 'cells'}")
     return 0

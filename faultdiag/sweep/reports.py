@@ -12,7 +12,7 @@ from faultdiag.config import RunConfig, config_to_dict
 from faultdiag.provenance import atomic_write, code_revision, library_versions, machine_info, write_json
 from faultdiag.sweep.plan import snr_id
 
-__all__ = ["write_reports"]
+__all__ = ["write_reports", "plot_name"]
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -41,11 +41,16 @@ def _confusion_plots(results: list[dict], out_dir: Path) -> list[str]:
     return written
 
 
+def plot_name(cfg: RunConfig) -> str:
+    """The sweep's plot: accuracy per task for the ``cross-domain`` protocol, accuracy vs SNR otherwise."""
+    return "accuracy_per_task.png" if cfg.sweep.protocol == "cross-domain" else "accuracy_vs_snr.png"
+
+
 def write_reports(df: pd.DataFrame, results: list[dict], cfg: RunConfig, out_dir: Path, *,
                   wall_s: float, n_trained: int) -> dict[str, Path]:
     """``results.csv`` (tidy), ``summary.csv/.md/.json`` (mean ± std over seeds), the plot
     (``accuracy_vs_snr.png``; ``accuracy_per_task.png`` for the ``cross-domain`` protocol),
-    ``confusion_*.png`` and ``sweep.json`` (provenance). Returned by name, the plot also as ``"plot"``."""
+    ``confusion_*.png`` and ``sweep.json`` (provenance), returned by name."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = report.summary_table(df)
     fingerprints = {json.dumps(r.get("data_fingerprint"), sort_keys=True, default=str): r.get("data_fingerprint")
@@ -54,7 +59,7 @@ def write_reports(df: pd.DataFrame, results: list[dict], cfg: RunConfig, out_dir
                   "data_fingerprint": list(fingerprints.values()),
                   "class_table": next((r["class_table"] for r in results if r.get("class_table")), None),
                   "code_revision": code_revision(), "versions": library_versions()}
-    plot = "accuracy_per_task.png" if report.is_cross_domain(df) else "accuracy_vs_snr.png"
+    plot = plot_name(cfg)
     names = ("results.csv", "summary.csv", "summary.md", "summary.json", plot, "sweep.json")
     paths = {name: out_dir / name for name in names}
     _write_csv(df, paths["results.csv"])
@@ -66,11 +71,8 @@ def write_reports(df: pd.DataFrame, results: list[dict], cfg: RunConfig, out_dir
                  f"Mean ± std (ddof=1) over seeds; metric in percent of test windows.\n\n")
         fh.write(report.to_markdown(summary))
     write_json(paths["summary.json"], {**provenance, "summary": json.loads(summary.to_json(orient="records"))})
-    if plot == "accuracy_per_task.png":
-        report.plot_accuracy_per_task(df, paths[plot])
-    else:
-        report.plot_accuracy_vs_snr(df, paths[plot])
-    paths["plot"] = paths[plot]
+    draw = report.plot_accuracy_per_task if plot == "accuracy_per_task.png" else report.plot_accuracy_vs_snr
+    draw(df, paths[plot])
     confusions = _confusion_plots(results, out_dir)
     write_json(paths["sweep.json"], {**provenance, "machine": machine_info(), "wall_s": round(wall_s, 3),
                                      "cells": [f"cells/{r['model']}/{r['cell']}" for r in results],
