@@ -10,7 +10,8 @@ unless ``--model`` is given: speed does not depend on the weights.
 
 Thread settings (``--configs``), timed in turn within each round so that load from other
 processes hits them alike: ``tN`` = ``jobs=1`` with N PyTorch threads, ``jN`` = ``jobs=N``
-(files side by side, a file's batches on N threads, one PyTorch thread each). The ``files``
+(files side by side, a file's batches on N threads, one PyTorch thread each); a ``-bf16`` suffix
+(``t2-bf16``) runs the network in bfloat16 (``diagnose --precision bfloat16``). The ``files``
 case diagnoses ``--n-files`` short recordings in one call (the envelope check then weighs more).
 Each child also times the model alone on the same number of windows with the same threads
 (``model_only_s``), so the share of time spent outside the network is known. ``--baseline DIR``
@@ -54,6 +55,7 @@ def peak_mb():
     except (OSError, StopIteration):  # not Linux: ru_maxrss (may include the parent's memory)
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 model, paths, threads, jobs, batch = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+precision = sys.argv[6]
 torch.set_num_threads(threads)
 from faultdiag.diagnose import diagnose, load_predictor
 try:
@@ -62,10 +64,12 @@ except ImportError:  # an older faultdiag (--baseline): one file at a time
     ordered_map, torch_threads = (lambda fn, items, threads: map(fn, items)), (lambda n: contextlib.nullcontext())
 params = inspect.signature(diagnose).parameters
 kw = {"jobs": jobs} if "jobs" in params else {}
+pkw = {"precision": precision} if precision != "float32" else {}  # an older faultdiag has float32 only
+kw.update(pkw)
 if "rpm_range" in params:  # bearings by name (faultdiag has no default bearing for a model of unknown data)
     kw["bearing"] = "6205"
 import faultdiag.envelope  # warm-up: imports (the envelope check's too), first checkpoint load
-pred = load_predictor(model)
+pred = load_predictor(model, **pkw)
 rss0 = peak_mb()
 t0 = time.perf_counter()
 df = diagnose(model, paths, batch_size=batch, rpm=1797, **kw)
@@ -131,12 +135,17 @@ def write_long(path: Path, duration_s: float, fs_hz: int, seed: int = 0) -> Path
 
 
 def parse_config(name: str) -> tuple[int, int]:
-    """``tN`` -> (threads N, jobs 1); ``jN`` -> (threads 1, jobs N); ``base-tN``: the same with the baseline code."""
-    name = name.removeprefix("base-")
+    """``tN`` -> (threads N, jobs 1); ``jN`` -> (threads 1, jobs N); ``base-tN``: the same with the baseline code;
+    a ``-bf16`` suffix: the same in bfloat16 (:func:`precision_of`)."""
+    name = name.removeprefix("base-").removesuffix("-bf16")
     if len(name) < 2 or name[0] not in "tj" or not name[1:].isdigit() or int(name[1:]) < 1:
         raise argparse.ArgumentTypeError(f"a thread setting is tN or jN with N >= 1; got {name!r}")
     n = int(name[1:])
     return (n, 1) if name[0] == "t" else (1, n)
+
+
+def precision_of(config: str) -> str:
+    return "bfloat16" if config.endswith("-bf16") else "float32"
 
 
 def run_case(model: Path, paths: list[Path], config: str, batch_size: int, code: Path | None = None) -> dict:
@@ -146,10 +155,10 @@ def run_case(model: Path, paths: list[Path], config: str, batch_size: int, code:
     load = list(os.getloadavg())
     root = str(code or Path(__file__).resolve().parents[1])
     out = subprocess.run([sys.executable, "-c", _CHILD, str(model), ",".join(map(str, paths)), str(threads),
-                          str(jobs), str(batch_size)], capture_output=True, text=True, check=True, cwd=root,
+                          str(jobs), str(batch_size), precision_of(config)], capture_output=True, text=True, check=True, cwd=root,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])})
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    res.update(config=config, threads=threads, jobs=jobs, load_avg_before=load)
+    res.update(config=config, threads=threads, jobs=jobs, precision=precision_of(config), load_avg_before=load)
     return res
 
 

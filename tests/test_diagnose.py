@@ -310,3 +310,59 @@ def test_folded_inference_net_equals_eval_model(name, kwargs, shape):
         ref, out = net(x), fast(x)
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # the trained model untouched
+
+
+@pytest.mark.parametrize("name, kwargs, shape", [
+    ("drsn-cw", dict(preset="wide", stem_shrinkage=True, kernel_dropout=0.5), (64, 1, 2048)),  # the shipped recipe
+    ("drsn-cs", dict(preset="paper", kernel_size=4, shortcut="conv"), (64, 1, 333)),
+    ("resnet", dict(preset="wide"), (64, 1, 1000)),
+    ("drsn-cw", dict(preset="seed-mnist"), (64, 1, 28, 28)),
+])
+def test_bfloat16_folded_net_follows_the_eval_model(name, kwargs, shape):
+    import torch
+
+    from faultdiag.models.inference import fold_for_inference
+    from faultdiag.models.networks import build_model
+
+    torch.manual_seed(0)
+    net = build_model(name, seed=0, **kwargs).eval()
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # a head that separates the classes, so that argmax is not decided by rounding
+        net.fc.weight.mul_(20)
+    fast = fold_for_inference(net, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        ref, out = net(x), fast(x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    scale = ref.abs().max().item()
+    assert (out - ref).abs().max().item() < 0.05 * scale            # bfloat16: 8 bits of mantissa
+    margin = ref.topk(2, dim=1).values.diff(dim=1).abs().squeeze(1)
+    clear = margin > 0.1 * scale                                      # windows not decided by rounding
+    assert clear.sum() > len(x) // 2
+    assert torch.equal(out.argmax(1)[clear], ref.argmax(1)[clear])
+    assert not torch.equal(out, fold_for_inference(net)(x))            # it really ran in bfloat16
+
+
+def test_precision_option_checked(sim_model, sim_files, monkeypatch, capsys):
+    import faultdiag.models.inference as inference
+
+    with pytest.raises(ConfigError, match="'precision'.*float16"):
+        load_predictor(sim_model, precision="float16")
+    monkeypatch.setattr(inference, "bfloat16_supported", lambda: False)
+    with pytest.raises(ConfigError, match="native bfloat16"):
+        load_predictor(sim_model, precision="bfloat16")
+    assert main(["diagnose", "--model", str(sim_model), str(sim_files[1]["normal"]), "--precision", "half"]) != 0
+    assert "'precision'" in capsys.readouterr().err
+
+
+def test_bfloat16_diagnose_gives_the_float32_verdicts(sim_model, sim_files):
+    from faultdiag.models.inference import bfloat16_supported
+
+    if not bfloat16_supported():
+        pytest.skip("this CPU has no native bfloat16 (AVX-512 BF16 / AMX): diagnose refuses --precision bfloat16")
+    _, paths = sim_files
+    files = [paths[c] for c in CLASSES]
+    full, half = diagnose(sim_model, files), diagnose(sim_model, files, precision="bfloat16")
+    assert full["error"].isna().all() and half["error"].isna().all()
+    assert list(half["predicted"]) == list(full["predicted"])
+    shares = [c for c in full.columns if c.startswith("prob_")]
+    np.testing.assert_allclose(half[shares].to_numpy(float), full[shares].to_numpy(float), atol=0.05)

@@ -225,6 +225,37 @@ def test_presets_and_overrides():
     assert build_model("resnet", shortcut="conv").stages[0][0].shortcut == "conv"
 
 
+@pytest.mark.parametrize("length", [2048, 2001, 777])
+def test_maxpool_subsampling_keeps_the_strided_lengths_and_picks_maxima(length):
+    strided = build_model("drsn-cw", preset="wide", seed=0)
+    pooled = build_model("drsn-cw", preset="wide", downsample="maxpool", seed=0)
+    x = torch.randn(3, 1, length)
+    stem = pooled.stem(x)
+    assert pooled.stages(stem).shape == strided.stages(strided.stem(x)).shape   # ceil(L / stride) per stage
+    first = pooled.stages[0]
+    assert isinstance(first[0], torch.nn.MaxPool1d) and all(u.stride == 1 for u in first[1:])
+    torch.testing.assert_close(first[0](stem)[..., :4], stem[..., :8].reshape(3, -1, 4, 2).amax(-1))
+    assert not pooled.foldable and strided.foldable
+    assert sum(p.numel() for p in pooled.parameters()) == sum(p.numel() for p in strided.parameters())
+
+
+@pytest.mark.parametrize("dims, shape", [(1, (4, 1, 2048)), (2, (4, 1, 28, 28))])
+def test_fc_head_is_wdcnns_and_rebuilds(dims, shape):
+    net = build_model("drsn-cs", dims=dims, preset="wide" if dims == 1 else "seed-mnist", head="fc",
+                      downsample="maxpool", seed=3).eval()
+    x = torch.randn(*shape)
+    assert net(x).shape == (4, 10)
+    assert net.fc.in_features == 100 and isinstance(net.hidden[2], torch.nn.Linear)
+    assert net.hidden[2].in_features == net.bn.num_features * 3 ** dims     # max-pooled to 3 bins per axis
+    again = build_model(**net.build_kwargs)
+    assert again.build_kwargs == net.build_kwargs
+    torch.testing.assert_close(again.eval()(x), net(x))
+    with pytest.raises(ConfigError, match="'head'"):
+        build_model("drsn-cw", head="flatten")
+    with pytest.raises(ConfigError, match="'downsample'"):
+        build_model("drsn-cw", downsample="avgpool")
+
+
 @pytest.mark.parametrize("dims", [1, 2])
 def test_stem_dropout_acts_in_training_only(dims):
     plain = _model("drsn-cw", dims, "paper" if dims == 1 else "seed-mnist")

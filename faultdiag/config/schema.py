@@ -204,6 +204,10 @@ class ModelConfig:
     ``stem_band_hz`` (default: the front end's band, else one chosen like ``[frontend]`` would;
     ``stem_kernel`` must then resolve ``stem_channels`` sub-bands: ``>= stem_channels * fs / width``).
     ``stem_shrinkage``: a shrinkage unit (the model's CW/CS kind) right after the stem.
+    ``downsample``: ``stride`` (the paper's: each stage's first unit subsamples with a strided
+    convolution and a subsampled identity) or ``maxpool`` (max-pooling before each stage, its units
+    at stride 1, the way WDCNN/TICNN subsample).  ``head``: ``gap`` (the paper's global average
+    pooling -> Linear) or ``fc`` (max-pool to 3 bins -> Linear 100 -> BN -> ReLU -> Linear, WDCNN/TICNN's).
     """
 
     name: str = "drsn-cw"
@@ -220,6 +224,8 @@ class ModelConfig:
     stem: str | None = None
     stem_band_hz: tuple[float, ...] | None = None
     stem_shrinkage: bool | None = None
+    downsample: str | None = None
+    head: str | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``build_model(name, ...)``: the preset and every override set."""

@@ -201,7 +201,7 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
              bearing: str | Bearing | None = None, envelope_s: float = ENVELOPE_S, jit: bool | None = None,
              progress: bool = False, rpm_range: tuple[float, float] | None = None,
              info: str | os.PathLike | None = None, variable: str | None = None,
-             skip_rows: int | None = None, jobs: int = 1) -> pd.DataFrame:
+             skip_rows: int | None = None, jobs: int = 1, precision: str = "float32") -> pd.DataFrame:
     """Diagnose recordings with a trained model: one row per recording (see the module docstring).
 
     Args:
@@ -228,6 +228,8 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
         jobs: threads to use (0: one per CPU core): files side by side, and a file's batches of
             windows on several threads, each running PyTorch on one thread
             (:mod:`faultdiag.diagnose.parallel`). The results are those of ``jobs=1``.
+        precision: ``"float32"`` (default) or ``"bfloat16"``, the network's arithmetic
+            (:func:`~faultdiag.diagnose.model.load_predictor`; bfloat16 needs a CPU that runs it natively).
 
     Returns:
         DataFrame with columns ``true`` (known label or None), ``file``, ``predicted``,
@@ -255,7 +257,7 @@ def diagnose(model_path: str | os.PathLike, paths: str | os.PathLike | Sequence[
     table = read_info(info)
     jobs = check_jobs(jobs)
     files = _expand(list(paths))
-    predictor = load_predictor(model_path, jit=bool(jit))
+    predictor = load_predictor(model_path, jit=bool(jit), precision=precision)
     known = truth_rule(predictor.ckpt.config, predictor.ckpt.class_names)
     at_once, opts["threads"] = split_jobs(jobs, sum(path is not None for _, path, _, _ in files))
 

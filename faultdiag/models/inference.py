@@ -18,6 +18,15 @@ what the eval-mode model computes, with less work per forward pass:
 
 Folding uses the running statistics, so it is exact in eval mode only (up to float rounding:
 ``w' = w * gamma / sqrt(var + eps)``). Inference only: no gradients, no ``thresholds()``.
+
+``dtype=torch.bfloat16`` runs the convolutions, BatchNorms, soft thresholds and residual additions
+in bfloat16 (oneDNN's AVX-512 BF16 kernels where the CPU has them) and keeps in float32 what is
+small and sensitive: the pooled ``mean |x|`` of each shrinkage unit, its threshold sub-network, the
+global average pooling and the final linear layer.  The logits move by about 1e-2 (bfloat16 keeps 8
+bits of mantissa); :func:`bfloat16_supported` says whether the CPU runs it natively.  Two bfloat16
+operations that PyTorch 2.13 runs on a slow path in this layout are avoided: the threshold is
+broadcast into a tensor of the features' own shape and layout before it is subtracted, and the
+zero-padded identity is built whole and added, not added into a channel slice.
 """
 
 from __future__ import annotations
@@ -33,7 +42,17 @@ from faultdiag.models.blocks import ResidualUnit
 from faultdiag.models.networks import ShrinkageNet
 from faultdiag.models.shrinkage import Shrinkage
 
-__all__ = ["fold_for_inference", "InferenceNet"]
+__all__ = ["fold_for_inference", "InferenceNet", "bfloat16_supported", "DTYPES"]
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def bfloat16_supported() -> bool:
+    """True when oneDNN runs bfloat16 convolutions natively on this CPU (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
 
 
 def _bn_scale_shift(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,7 +83,7 @@ def _batch_norm(x: torch.Tensor, bn: nn.Module) -> torch.Tensor:
 class _Conv(nn.Module):
     """A ``conv_same`` module as a 2-D convolution; a 1-D one lifted to ``(N, C, 1, L)``, channels_last."""
 
-    def __init__(self, module: nn.Module, lift: bool):
+    def __init__(self, module: nn.Module, lift: bool, dtype: torch.dtype = torch.float32):
         super().__init__()
         conv = _last_conv(module)
         self.pad: List[int] = list(module[0].padding) if isinstance(module, nn.Sequential) else []
@@ -75,8 +94,8 @@ class _Conv(nn.Module):
             self.pad = self.pad[:2]
         else:
             self.stride, self.padding = tuple(conv.stride), tuple(conv.padding)
-        self.weight = nn.Parameter(weight.contiguous(memory_format=torch.channels_last), requires_grad=False)
-        self.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.weight = nn.Parameter(weight.to(dtype).contiguous(memory_format=torch.channels_last), requires_grad=False)
+        self.bias = nn.Parameter(conv.bias.detach().to(dtype), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad:
@@ -96,23 +115,25 @@ class _Shrink(nn.Module):
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         est = self.estimator
         r_abs = r.abs()
-        a = r_abs.mean(dim=(2, 3))                                           # (N, C)
+        a = r_abs.mean(dim=(2, 3), dtype=torch.float32)                      # (N, C), float32 also for bfloat16 r
         alpha = torch.sigmoid(est.fc2(torch.relu_(est.fc1(a))))
         tau = alpha * a if est.mode == "cw" else alpha * a.mean(dim=1, keepdim=True)
-        tau = tau[:, :, None, None]
+        tau = tau.to(r.dtype)[:, :, None, None]
+        if r.dtype != torch.float32:  # a broadcast bfloat16 subtraction is slow: the threshold in r's shape and layout
+            tau = tau.expand_as(r).contiguous(memory_format=_layout(r))
         return r_abs.sub_(tau).relu_().copysign_(r)
 
 
 class _Unit(nn.Module):
     """A ResidualUnit with BN2 folded into conv1 and everything after conv1 in place."""
 
-    def __init__(self, unit: ResidualUnit, lift: bool):
+    def __init__(self, unit: ResidualUnit, lift: bool, dtype: torch.dtype = torch.float32):
         super().__init__()
         _fold_into(_last_conv(unit.conv1), unit.bn2)
-        self.bn1, self.conv1, self.conv2 = unit.bn1, _Conv(unit.conv1, lift), _Conv(unit.conv2, lift)
+        self.bn1, self.conv1, self.conv2 = unit.bn1, _Conv(unit.conv1, lift, dtype), _Conv(unit.conv2, lift, dtype)
         self.shrink = _Shrink(unit.shrink) if isinstance(unit.shrink, Shrinkage) else None
         self.kind, self.lift = unit._shortcut_kind, lift
-        self.proj = _Conv(unit.proj, lift) if self.kind == "conv" else unit.proj
+        self.proj = _Conv(unit.proj, lift, dtype) if self.kind == "conv" else unit.proj
         self.stride, self.c_in, self.c_out = unit.stride, unit.in_channels, unit.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,45 +148,60 @@ class _Unit(nn.Module):
         if self.stride > 1:
             x = x[:, :, :, :: self.stride] if self.lift else x[:, :, :: self.stride, :: self.stride]
         before = (self.c_out - self.c_in) // 2
+        if r.dtype != torch.float32 and before + self.c_in < self.c_out:  # bfloat16: a slice add is slow, pad whole
+            x = F.pad(x, (0, 0, 0, 0, before, self.c_out - self.c_in - before)).contiguous(memory_format=_layout(r))
+            return r.add_(x)
         r[:, before:before + self.c_in] += x                                # zero-padded identity, no copy
         return r
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format
 
 
 class InferenceNet(nn.Module):
     """The folded network (see the module docstring): ``(N, C_in, *spatial) -> logits (N, K)``."""
 
-    def __init__(self, net: ShrinkageNet, channels_last: bool = True):
+    def __init__(self, net: ShrinkageNet, channels_last: bool = True, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.dtype = dtype
         self.lift = isinstance(_last_conv(net.stem), nn.Conv1d)
-        self.stem, self.bn, self.fc = _Conv(net.stem, self.lift), net.bn, net.fc
+        self.stem, self.bn, self.fc = _Conv(net.stem, self.lift, dtype), net.bn, net.fc
         self.stem_shrink = _Shrink(net.stem_shrink) if isinstance(net.stem_shrink, Shrinkage) else None
-        self.units = nn.ModuleList(_Unit(u, self.lift) for stage in net.stages for u in stage)
+        self.units = nn.ModuleList(_Unit(u, self.lift, dtype) for stage in net.stages for u in stage)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (N, C_in, L) or (N, C_in, H, W)
+        # x: (N, C_in, L) or (N, C_in, H, W), float32
         x = x[:, :, None, :] if self.lift else x
-        x = self.stem(x.contiguous(memory_format=self.memory_format))     # (N, C, 1 or H', L' or W')
+        x = self.stem(x.to(self.dtype).contiguous(memory_format=self.memory_format))  # (N, C, 1 or H', L' or W')
         if self.stem_shrink is not None:
             x = self.stem_shrink(x)
         for unit in self.units:
             x = unit(x)
         x = torch.relu_(_batch_norm(x, self.bn))
-        return self.fc(x.mean(dim=(2, 3)))
+        return self.fc(x.mean(dim=(2, 3), dtype=torch.float32))       # (N, K) float32
 
 
-def fold_for_inference(net: ShrinkageNet, channels_last: bool = True, inplace: bool = False) -> InferenceNet:
+def fold_for_inference(net: ShrinkageNet, channels_last: bool = True, inplace: bool = False,
+                       dtype: torch.dtype = torch.float32) -> InferenceNet:
     """An eval-mode, inference-only copy of ``net`` with BatchNorms folded (``net`` is left as it was).
 
     ``channels_last``: run convolutions in that memory format (1-D nets lifted to ``(N, C, 1, L)``).
     ``inplace=True`` reuses ``net``'s parameters (no copy; ``net`` must not be used afterwards).
+    ``dtype``: ``torch.float32`` or ``torch.bfloat16`` (see the module docstring); input and logits
+    are float32 either way.
 
-    Its logits equal ``net.eval()(x)`` up to float rounding (tested to 1e-4). Use it under
+    Its logits equal ``net.eval()(x)`` up to float rounding (tested to 1e-4 in float32). Use it under
     ``torch.inference_mode()`` or ``torch.no_grad()``.
     """
     if not isinstance(net, ShrinkageNet) or not net.foldable:
-        raise TypeError(f"fold_for_inference expects a ShrinkageNet with a convolution stem; got {type(net).__name__}.")
-    fast = InferenceNet((net if inplace else copy.deepcopy(net)).eval(), channels_last).eval()
+        raise TypeError(f"fold_for_inference expects a ShrinkageNet with a convolution stem, stride subsampling "
+                        f"and the average-pooling head; got {type(net).__name__}.")
+    if dtype not in DTYPES.values():
+        raise TypeError(f"fold_for_inference: 'dtype' must be one of {list(DTYPES.values())}; got {dtype!r}.")
+    fast = InferenceNet((net if inplace else copy.deepcopy(net)).eval(), channels_last, dtype).eval()
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast

@@ -79,8 +79,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Keywords build_model accepts for the ShrinkageNet family (besides the name); anchors: ANCHOR_KEYWORDS.
 BUILD_KEYWORDS = ("dims", "in_channels", "num_classes", "preset", "widths", "units", "stage_strides",
                   "kernel_size", "stem_channels", "stem_kernel", "stem_stride", "stem_dropout", "shortcut",
-                  "bn_momentum", "bn_eps", "stem", "stem_band_hz", "fs_hz", "stem_shrinkage", "kernel_dropout", "seed")
+                  "bn_momentum", "bn_eps", "stem", "stem_band_hz", "fs_hz", "stem_shrinkage", "kernel_dropout",
+                  "downsample", "head", "seed")
 STEMS = ("conv", "sinc")
+DOWNSAMPLES = ("stride", "maxpool")
+HEADS = ("gap", "fc")
+HEAD_BINS, HEAD_UNITS = 3, 100   # the "fc" head: max-pool to 3 bins per axis, then Linear 100 (WDCNN/TICNN's head)
 
 class ShrinkageNet(nn.Module):
     """A (shrinkage) residual network for signals ``(N, C, L)`` or images ``(N, C, H, W)``.
@@ -111,8 +115,8 @@ class ShrinkageNet(nn.Module):
                  shortcut: Optional[str] = "pad", bn_momentum: float = 0.1, bn_eps: float = 1e-5,
                  stage_strides: Optional[Sequence[int]] = None, stem_dropout: float = 0.0,
                  stem: str = "conv", stem_band_hz: Optional[Sequence[float]] = None, fs_hz: Optional[float] = None,
-                 stem_shrinkage: bool = False, kernel_dropout: float = 0.0,
-                 generator: Optional[torch.Generator] = None):
+                 stem_shrinkage: bool = False, kernel_dropout: float = 0.0, downsample: str = "stride",
+                 head: str = "gap", generator: Optional[torch.Generator] = None):
         super().__init__()
         stage_strides = tuple(stage_strides) if stage_strides is not None else (2,) * len(widths)
         _check_net_args(dims, in_channels, num_classes, stem_channels, stem_kernel, stem_stride,
@@ -120,6 +124,8 @@ class ShrinkageNet(nn.Module):
         _check_bn_args(bn_momentum, bn_eps)
         _check_dropout(stem_dropout)
         validate.fraction("kernel_dropout", kernel_dropout)
+        validate.choice("downsample", downsample, DOWNSAMPLES)
+        validate.choice("head", head, HEADS)
         self.stem, channels = _make_stem(stem, dims, in_channels, stem_channels, stem_kernel, stem_stride,
                                          stem_band_hz, fs_hz, kernel_dropout)
         if stem_shrinkage and shrinkage is None:
@@ -128,16 +134,27 @@ class ShrinkageNet(nn.Module):
         self.stem_shrink = (Shrinkage(channels, shrinkage, bn_momentum=bn_momentum, bn_eps=bn_eps)
                             if stem_shrinkage else nn.Identity())
         self.stem_drop = nn.Dropout(stem_dropout) if stem_dropout > 0 else nn.Identity()
+        self.downsample, self.head_kind = downsample, head
+        pool = downsample == "maxpool"
         stages: List[nn.Module] = []
         for width, n_units, stride in zip(widths, units, stage_strides):
-            stage = [ResidualUnit(channels if i == 0 else width, width, stride=stride if i == 0 else 1,
-                                  dims=dims, kernel_size=kernel_size, shrinkage=shrinkage, shortcut=shortcut,
-                                  bn_momentum=bn_momentum, bn_eps=bn_eps) for i in range(n_units)]
+            stage: List[nn.Module] = [_max_pool(dims, stride)] if pool and stride > 1 else []
+            stage += [ResidualUnit(channels if i == 0 else width, width, stride=stride if i == 0 and not pool else 1,
+                                   dims=dims, kernel_size=kernel_size, shrinkage=shrinkage, shortcut=shortcut,
+                                   bn_momentum=bn_momentum, bn_eps=bn_eps) for i in range(n_units)]
             stages.append(nn.Sequential(*stage))
             channels = width
         self.stages = nn.Sequential(*stages)
         self.bn = (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(channels, eps=bn_eps, momentum=bn_momentum)
         self.relu = nn.ReLU(inplace=True)
+        if head == "fc":   # (N, C, *bins) -> (N, C * bins) -> Linear 100 -> BN -> ReLU -> fc
+            pool_cls = nn.AdaptiveMaxPool1d if dims == 1 else nn.AdaptiveMaxPool2d
+            self.hidden = nn.Sequential(pool_cls(HEAD_BINS), nn.Flatten(1),
+                                        nn.Linear(channels * HEAD_BINS ** dims, HEAD_UNITS),
+                                        nn.BatchNorm1d(HEAD_UNITS, eps=bn_eps, momentum=bn_momentum), nn.ReLU(inplace=True))
+            channels = HEAD_UNITS
+        else:
+            self.hidden = nn.Identity()
         self.fc = nn.Linear(channels, num_classes)
         self._init_weights(generator)
 
@@ -156,6 +173,8 @@ class ShrinkageNet(nn.Module):
         x = self.stem_drop(self.stem_shrink(self.stem(x)))  # (N, C_stem, *spatial / stem stride)
         x = self.stages(x)                              # (N, C_last, *spatial / total stride)
         x = self.relu(self.bn(x))
+        if self.head_kind == "fc":
+            return self.fc(self.hidden(x))              # (N, C_last * bins) -> (N, 100) -> (N, K)
         x = x.mean(dim=list(range(2, x.dim())))         # (N, C_last), global average pooling
         return self.fc(x)                               # (N, K)
 
@@ -165,12 +184,17 @@ class ShrinkageNet(nn.Module):
     def foldable(self) -> bool:
         """True when :func:`~faultdiag.models.inference.fold_for_inference` can fold it (a convolution stem,
         with or without kernel dropout and shrinkage after it; not the sinc band-pass stem)."""
-        return not isinstance(self.stem, SincBandpass1d)
+        return not isinstance(self.stem, SincBandpass1d) and self.downsample == "stride" and self.head_kind == "gap"
 
     def thresholds(self) -> list[torch.Tensor]:
         """The thresholds of the last forward pass, one tensor per shrinkage unit in order:
         ``(N, C)`` for DRSN-CW, ``(N, 1)`` for DRSN-CS; empty for ResNet/ConvNet or before any pass."""
         return [m.last_tau for m in self.modules() if isinstance(m, Shrinkage) and m.last_tau is not None]
+
+
+def _max_pool(dims: int, stride: int) -> nn.Module:
+    """Max-pooling by ``stride`` with output length ``ceil(L / stride)`` per axis, as a strided 'same' conv gives."""
+    return (nn.MaxPool1d if dims == 1 else nn.MaxPool2d)(stride, stride, ceil_mode=True)
 
 
 def _make_stem(stem: str, dims: int, in_channels: int, stem_channels: int, stem_kernel: int, stem_stride: int,
