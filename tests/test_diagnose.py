@@ -286,6 +286,9 @@ def test_cwru_model_diagnoses_held_out_time_regions(cwru_dir, tmp_path):
     ("resnet", dict(preset="paper"), (5, 1, 256)),
     ("convnet", dict(preset="paper"), (5, 1, 256)),
     ("drsn-cw", dict(preset="seed-mnist"), (5, 1, 28, 28)),
+    ("drsn-cw", dict(preset="wide", stem_shrinkage=True, kernel_dropout=0.5, downsample="maxpool"), (5, 1, 2047)),
+    ("drsn-cs", dict(preset="wide", downsample="maxpool", head="fc"), (5, 1, 3000)),
+    ("resnet", dict(preset="seed-mnist", downsample="maxpool", head="fc"), (5, 1, 27, 29)),
 ])
 def test_folded_inference_net_equals_eval_model(name, kwargs, shape):
     import torch
@@ -313,8 +316,9 @@ def test_folded_inference_net_equals_eval_model(name, kwargs, shape):
 
 
 @pytest.mark.parametrize("name, kwargs, shape", [
-    ("drsn-cw", dict(preset="wide", stem_shrinkage=True, kernel_dropout=0.5), (64, 1, 2048)),  # the shipped recipe
+    ("drsn-cw", dict(preset="wide", stem_shrinkage=True, kernel_dropout=0.5, downsample="maxpool"), (64, 1, 2048)),
     ("drsn-cs", dict(preset="paper", kernel_size=4, shortcut="conv"), (64, 1, 333)),
+    ("drsn-cs", dict(preset="wide", downsample="maxpool", head="fc"), (64, 1, 2048)),
     ("resnet", dict(preset="wide"), (64, 1, 1000)),
     ("drsn-cw", dict(preset="seed-mnist"), (64, 1, 28, 28)),
 ])

@@ -9,6 +9,8 @@ what the eval-mode model computes, with less work per forward pass:
 * in each threshold sub-network (the units' and the one after the stem, ``stem_shrinkage``)
   ``fc1 -> BN`` folds into ``fc1``; the stem's kernel dropout is off in eval mode, so its
   convolution is a plain one;
+* max-pooling between stages (``downsample="maxpool"``) runs as it is; in the ``fc`` head
+  (``head="fc"``) the BatchNorm after the hidden linear layer folds into it;
 * ReLUs, the soft threshold and the residual addition run in place on tensors the pass owns, and
   the zero-padding shortcut adds the (subsampled) identity into the middle channels instead of
   building a padded copy;
@@ -160,6 +162,34 @@ def _layout(x: torch.Tensor) -> torch.memory_format:
         else torch.contiguous_format
 
 
+class _Pool(nn.Module):
+    """Max-pooling by ``stride`` (``ceil_mode``, as the model's) on ``(N, C, 1, L)`` (lifted 1-D) or ``(N, C, H, W)``."""
+
+    def __init__(self, pool: nn.Module, lift: bool):
+        super().__init__()
+        s = pool.stride if isinstance(pool.stride, int) else pool.stride[0]
+        self.kernel = (1, s) if lift else (s, s)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, self.kernel, self.kernel, ceil_mode=True)
+
+
+class _Head(nn.Module):
+    """The ``fc`` head: adaptive max-pooling to ``bins``, flatten, Linear with its BatchNorm folded in, ReLU."""
+
+    def __init__(self, hidden: nn.Sequential, lift: bool):
+        super().__init__()
+        pool, linear, bn = hidden[0], hidden[2], hidden[3]
+        _fold_into(linear, bn)
+        bins = pool.output_size if isinstance(pool.output_size, int) else pool.output_size[0]
+        self.bins = (1, bins) if lift else (bins, bins)
+        self.linear = linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = F.adaptive_max_pool2d(x, self.bins).float().flatten(1)       # (N, C * bins), the model's order
+        return torch.relu_(self.linear(z))
+
+
 class InferenceNet(nn.Module):
     """The folded network (see the module docstring): ``(N, C_in, *spatial) -> logits (N, K)``."""
 
@@ -170,7 +200,9 @@ class InferenceNet(nn.Module):
         self.lift = isinstance(_last_conv(net.stem), nn.Conv1d)
         self.stem, self.bn, self.fc = _Conv(net.stem, self.lift, dtype), net.bn, net.fc
         self.stem_shrink = _Shrink(net.stem_shrink) if isinstance(net.stem_shrink, Shrinkage) else None
-        self.units = nn.ModuleList(_Unit(u, self.lift, dtype) for stage in net.stages for u in stage)
+        self.units = nn.ModuleList(_Unit(u, self.lift, dtype) if isinstance(u, ResidualUnit) else _Pool(u, self.lift)
+                                   for stage in net.stages for u in stage)
+        self.head = _Head(net.hidden, self.lift) if net.head_kind == "fc" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (N, C_in, L) or (N, C_in, H, W), float32
@@ -181,6 +213,8 @@ class InferenceNet(nn.Module):
         for unit in self.units:
             x = unit(x)
         x = torch.relu_(_batch_norm(x, self.bn))
+        if self.head is not None:
+            return self.fc(self.head(x))                                # (N, 100) -> (N, K) float32
         return self.fc(x.mean(dim=(2, 3), dtype=torch.float32))       # (N, K) float32
 
 
@@ -197,8 +231,7 @@ def fold_for_inference(net: ShrinkageNet, channels_last: bool = True, inplace: b
     ``torch.inference_mode()`` or ``torch.no_grad()``.
     """
     if not isinstance(net, ShrinkageNet) or not net.foldable:
-        raise TypeError(f"fold_for_inference expects a ShrinkageNet with a convolution stem, stride subsampling "
-                        f"and the average-pooling head; got {type(net).__name__}.")
+        raise TypeError(f"fold_for_inference expects a ShrinkageNet with a convolution stem; got {type(net).__name__}.")
     if dtype not in DTYPES.values():
         raise TypeError(f"fold_for_inference: 'dtype' must be one of {list(DTYPES.values())}; got {dtype!r}.")
     fast = InferenceNet((net if inplace else copy.deepcopy(net)).eval(), channels_last, dtype).eval()

@@ -28,6 +28,14 @@ Presets (``PRESETS``):
 
 Any preset can be built in 1-D or 2-D (``dims``); kernels are square in 2-D.
 
+Two options borrowed from the anti-noise anchors WDCNN / TICNN (ours, not the DRSN paper's):
+``downsample="maxpool"`` subsamples each stage by max-pooling its input (kernel = stride, output
+``ceil(L / stride)`` like the strided 'same' convolution it replaces) and runs all its units at
+stride 1, instead of the first unit's strided convolution and decimated identity (the paper's
+``"stride"``): the identity then carries each stretch's largest value rather than every other
+sample.  ``head="fc"`` replaces global average pooling with WDCNN's head: max-pooling to 3 bins
+per axis, Linear 100, BN, ReLU, then ``fc``.  Neither adds weights to the trunk.
+
 ``stem_dropout`` (default 0, off in every preset) zeroes each output of the stem convolution
 with that probability while training (inverted dropout; the identity in eval mode).  It keeps
 the network from leaning on any single band the first-layer filters pass, which makes a model
@@ -100,6 +108,8 @@ class ShrinkageNet(nn.Module):
         kernel_size: of the units' convolutions.
         shrinkage: ``None``, ``"cw"`` or ``"cs"``; shortcut: ``"pad"``, ``"conv"`` or ``None``.
         bn_momentum, bn_eps: of every BatchNorm (PyTorch convention).
+        downsample: ``"stride"`` (the paper's) or ``"maxpool"`` (see the module docstring).
+        head: ``"gap"`` (global average pooling, the paper's) or ``"fc"`` (WDCNN's max-pool + Linear 100).
         generator: random source of the initial weights.
 
     ``forward``: ``(N, in_channels, *spatial)`` -> logits ``(N, num_classes)``.
@@ -184,7 +194,7 @@ class ShrinkageNet(nn.Module):
     def foldable(self) -> bool:
         """True when :func:`~faultdiag.models.inference.fold_for_inference` can fold it (a convolution stem,
         with or without kernel dropout and shrinkage after it; not the sinc band-pass stem)."""
-        return not isinstance(self.stem, SincBandpass1d) and self.downsample == "stride" and self.head_kind == "gap"
+        return not isinstance(self.stem, SincBandpass1d)
 
     def thresholds(self) -> list[torch.Tensor]:
         """The thresholds of the last forward pass, one tensor per shrinkage unit in order:
