@@ -24,7 +24,7 @@ Folding uses the running statistics, so it is exact in eval mode only (up to flo
 ``dtype=torch.bfloat16`` runs the convolutions, BatchNorms, soft thresholds and residual additions
 in bfloat16 (oneDNN's AVX-512 BF16 kernels where the CPU has them) and keeps in float32 what is
 small and sensitive: the pooled ``mean |x|`` of each shrinkage unit, its threshold sub-network, the
-global average pooling and the final linear layer.  The logits move by about 1e-2 (bfloat16 keeps 8
+global average pooling and the final linear layer.  The logits move by a few hundredths (bfloat16 keeps 8
 bits of mantissa); :func:`bfloat16_supported` says whether the CPU runs it natively.  Two bfloat16
 operations that PyTorch 2.13 runs on a slow path in this layout are avoided: the threshold is
 broadcast into a tensor of the features' own shape and layout before it is subtracted, and the
