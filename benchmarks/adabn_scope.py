@@ -14,11 +14,11 @@ its data fingerprint and this code revision. About a minute per cell on 2 cores.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import faultdiag.evaluate as ev
+from benchmarks import cells
 from faultdiag.config import load_config
 from faultdiag.models.shrinkage import ThresholdEstimator
 from faultdiag.provenance import code_revision, machine_info
@@ -59,22 +59,8 @@ def score_cell(cell: Path, prepared=None) -> tuple[dict, object]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--models", nargs="+", default=["drsn-cw"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--out", type=Path, default=OUT)
-    args = p.parse_args(argv)
-    rows, prepared = [], None  # every cell of one sweep shares the data and the split
-    for model in args.models:
-        for seed in args.seeds:
-            row, prepared = score_cell(args.run_dir / "cells" / model / f"clean-seed{seed}", prepared)
-            rows.append(row)
-            print(json.dumps({k: row[k] for k in ("cell", "adabn", "adabn_trunk_only", "cell_result_adabn")}), flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with open(args.out, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-    return rows
+    return cells.main(argv, __doc__.splitlines()[0], OUT, score_cell, lambda row: json.dumps(
+        {k: row[k] for k in ("cell", "adabn", "adabn_trunk_only", "cell_result_adabn")}))
 
 
 if __name__ == "__main__":

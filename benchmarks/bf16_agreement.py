@@ -14,14 +14,13 @@ cell, its data fingerprint, this code revision and the machine. About a minute p
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import faultdiag.evaluate as ev
+from benchmarks import cells
 from faultdiag.config import load_config
 from faultdiag.data.noise import add_window_noise
 from faultdiag.models.inference import bfloat16_supported, fold_for_inference
@@ -71,27 +70,15 @@ def score_cell(cell: Path, prepared=None) -> tuple[dict, object]:
     return row, prepared
 
 
+def _line(row: dict) -> str:
+    worst = min(row["conditions"], key=lambda c: c["same_class_pct"])
+    gap = max(abs(c["accuracy_bfloat16"] - c["accuracy_float32"]) for c in row["conditions"])
+    return (f"{row['cell']}: bfloat16 picks float32's class on >= {worst['same_class_pct']:.2f} % of windows "
+            f"(worst: {worst['snr_db']} dB, AdaBN {worst['adabn']}); accuracy differs by <= {gap:.2f} points")
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--models", nargs="+", default=["drsn-cw"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--out", type=Path, default=OUT)
-    args = p.parse_args(argv)
-    rows, prepared = [], None  # every cell of one sweep shares the data and the split
-    for model in args.models:
-        for seed in args.seeds:
-            row, prepared = score_cell(args.run_dir / "cells" / model / f"clean-seed{seed}", prepared)
-            rows.append(row)
-            worst = min(row["conditions"], key=lambda c: c["same_class_pct"])
-            gap = max(abs(c["accuracy_bfloat16"] - c["accuracy_float32"]) for c in row["conditions"])
-            print(f"{row['cell']}: bfloat16 picks float32's class on >= {worst['same_class_pct']:.2f} % of windows "
-                  f"(worst: {worst['snr_db']} dB, AdaBN {worst['adabn']}); accuracy differs by <= {gap:.2f} points",
-                  flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with open(args.out, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-    return rows
+    return cells.main(argv, __doc__.splitlines()[0], OUT, score_cell, _line)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,22 @@ def test_diagnose_speed_summary_ratios_pair_runs_of_the_same_round():
     assert summary["j2"]["ratio_to_t1"] == [1.5, 0.5] and summary["t1"]["signal_s_per_s_median"] == 150.0
     assert "ratio_to_t1" not in summary["t1"]
     assert summary["j2"]["outside_model_share_median"] == 0.5
+
+
+def test_cells_loop_scores_every_cell_once_and_appends_as_it_goes(tmp_path, capsys):
+    from benchmarks import cells
+
+    seen = []
+
+    def score(cell, prepared):
+        seen.append((cell, prepared))
+        return {"cell": str(cell)}, "prepared once"
+
+    out = tmp_path / "rows.jsonl"
+    rows = cells.main([str(tmp_path), "--models", "a", "b", "--seeds", "0", "2", "--out", str(out)], "test",
+                      tmp_path / "unused.jsonl", score, lambda row: "scored " + row["cell"])
+    expected = [tmp_path / "cells" / m / f"clean-seed{s}" for m in ("a", "b") for s in (0, 2)]
+    assert [cell for cell, _ in seen] == expected
+    assert [p for _, p in seen] == [None] + ["prepared once"] * 3     # the data prepared for the first cell only
+    assert [json.loads(line)["cell"] for line in out.read_text().splitlines()] == [str(c) for c in expected]
+    assert len(rows) == 4 and capsys.readouterr().out.count("scored ") == 4

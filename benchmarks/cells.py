@@ -1,0 +1,34 @@
+"""Re-scoring the finished cells of a WDCNN-protocol sweep, one JSON line per cell: the loop the scripts share.
+
+``benchmarks.adabn_scope`` and ``benchmarks.bf16_agreement`` each define ``score_cell(cell, prepared) -> (row,
+prepared)`` and call :func:`main` with it; the cells are ``RUN_DIR/cells/<model>/clean-seed<N>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable
+
+
+def main(argv: list[str] | None, description: str, default_out: Path,
+         score_cell: Callable[[Path, object], tuple[dict, object]], line: Callable[[dict], str]) -> list[dict]:
+    """Parse ``RUN_DIR [--models ...] [--seeds ...] [--out FILE]``, score every cell, print ``line(row)`` and
+    append ``row`` to ``--out`` as it goes (a run stopped half-way keeps the cells already scored)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--models", nargs="+", default=["drsn-cw"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--out", type=Path, default=default_out)
+    args = p.parse_args(argv)
+    rows, prepared = [], None  # every cell of one sweep shares the data and the split
+    for model in args.models:
+        for seed in args.seeds:
+            row, prepared = score_cell(args.run_dir / "cells" / model / f"clean-seed{seed}", prepared)
+            rows.append(row)
+            print(line(row), flush=True)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with open(args.out, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+    return rows
