@@ -370,3 +370,19 @@ def test_bfloat16_diagnose_gives_the_float32_verdicts(sim_model, sim_files):
     assert list(half["predicted"]) == list(full["predicted"])
     shares = [c for c in full.columns if c.startswith("prob_")]
     np.testing.assert_allclose(half[shares].to_numpy(float), full[shares].to_numpy(float), atol=0.05)
+
+
+def test_bfloat16_for_a_network_that_does_not_fold_runs_under_autocast():
+    import torch
+
+    from faultdiag.diagnose.model import _fast
+    from faultdiag.models.networks import build_model
+
+    net = build_model("ticnn", seed=0).eval()      # the anchors have no folded copy
+    x = torch.randn(8, 1, 2048, generator=torch.Generator().manual_seed(0))
+    run = _fast(net, torch.bfloat16)
+    with torch.inference_mode():
+        ref, out = net(x), run(x)
+    assert out.dtype == torch.float32 and not torch.equal(out, ref)
+    assert (out - ref).abs().max().item() < 0.05 * ref.abs().max().item()
+    assert _fast(net, torch.float32) is net
