@@ -19,12 +19,12 @@ from pathlib import Path
 
 import faultdiag.evaluate as ev
 from benchmarks import cells
+from benchmarks.cells import SNRS_DB
 from faultdiag.config import load_config
 from faultdiag.models.shrinkage import ThresholdEstimator
 from faultdiag.provenance import code_revision, machine_info
 from faultdiag.training import prepare
 
-SNRS_DB = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
 OUT = Path(__file__).resolve().parent / "results" / "cwru_wdcnn_trials_frontend" / "adabn_trunk_only.jsonl"
 
 

@@ -21,13 +21,12 @@ import torch
 
 import faultdiag.evaluate as ev
 from benchmarks import cells
+from benchmarks.cells import SNRS_DB
 from faultdiag.config import load_config
-from faultdiag.data.noise import add_window_noise
 from faultdiag.models.inference import bfloat16_supported, fold_for_inference
 from faultdiag.provenance import code_revision, machine_info
 from faultdiag.training import prepare
 
-SNRS_DB = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
 OUT = Path(__file__).resolve().parent / "results" / "bf16_agreement.jsonl"
 
 
@@ -40,18 +39,11 @@ def score_cell(cell: Path, prepared=None) -> tuple[dict, object]:
     cfg = load_config(cell / "config.toml", [])
     prepared = prepared if prepared is not None else prepare(cfg)
     model, _ = ev.load_model(cell / "checkpoint.pt")
-    X_raw = torch.from_numpy(np.asarray(prepared.test.X, dtype=np.float32))
-    groups = torch.from_numpy(np.asarray(prepared.test.groups, dtype=np.int64))
     y = np.asarray(prepared.test.y)
     row: dict = {"cell": str(cell), "seed": cfg.seed, "n_windows": len(y), "conditions": []}
     for adabn in (False, True):
         for snr in (None, *SNRS_DB):
-            if snr is None:
-                noisy = X_raw
-            else:
-                gen = torch.Generator().manual_seed(ev.noise_seed(cfg.seed, "gaussian", snr))
-                noisy = add_window_noise(X_raw, snr, "gaussian", cfg.noise.per, groups, gen)
-            X = prepared.inputs.transform(noisy)
+            X = ev.noisy_inputs(prepared, "gaussian", snr, seed=cfg.seed, per=cfg.noise.per)
             scorer = ev.adabn(model, X, batch_size=256) if adabn else model
             scorer.eval()
             p_eval = _probs(scorer, X)

@@ -11,6 +11,9 @@ import json
 from pathlib import Path
 from typing import Callable
 
+SNRS_DB = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
+"""The WDCNN protocol's test SNRs (dB), the ones these scripts re-score."""
+
 
 def main(argv: list[str] | None, description: str, default_out: Path,
          score_cell: Callable[[Path, object], tuple[dict, object]], line: Callable[[dict], str]) -> list[dict]:

@@ -13,6 +13,7 @@ One JSON line per cell in ``--out`` (default ``benchmarks/results/checkpoint_cho
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -20,11 +21,11 @@ import torch
 
 import faultdiag.evaluate as ev
 from benchmarks import cells
+from benchmarks.cells import SNRS_DB
 from faultdiag.config import load_config
 from faultdiag.provenance import code_revision, machine_info
 from faultdiag.training import prepare
 
-SNRS_DB = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
 OUT = Path(__file__).resolve().parent / "results" / "checkpoint_choice.jsonl"
 
 
@@ -36,7 +37,7 @@ def score_cell(cell: Path, prepared=None) -> tuple[dict, object]:
     if not state.get("finished") or state["epoch"] != cfg.train.epochs:
         raise SystemExit(f"{cell}: last.pt is epoch {state['epoch']} of {cfg.train.epochs}, not the end of the "
                          "schedule (was it trained with train.patience = 0?)")
-    last, _ = ev.load_model(cell / "checkpoint.pt")
+    last = copy.deepcopy(best)
     last.load_state_dict(state["model"])
     row = {"cell": str(cell), "seed": cfg.seed, "best_epoch": state["best_epoch"], "last_epoch": state["epoch"],
            "snrs_db": list(SNRS_DB)}

@@ -180,6 +180,21 @@ def _check_grid(kinds: Sequence[str], snrs_db: Sequence[float], split: str, per:
             raise ConfigError(f"The 'snrs_db' parameter must hold finite numbers; got {snr!r}.")
 
 
+def noisy_inputs(prepared: Any, kind: str, snr_db: float | None, *, seed: int = 0, split: str = "test",
+                 per: str = "window") -> torch.Tensor:
+    """Model input of ``prepared.<split>`` with noise of ``kind`` at ``snr_db`` (``None``: clean), drawn from
+    the generator seeded by ``(seed, kind, snr_db)``: the windows :func:`evaluate_snrs` scores."""
+    from faultdiag.data.noise import add_window_noise
+
+    windows = getattr(prepared, split)
+    X_raw = torch.from_numpy(np.asarray(windows.X, dtype=np.float32))
+    if snr_db is not None:
+        groups = torch.from_numpy(np.asarray(windows.groups, dtype=np.int64))
+        gen = torch.Generator().manual_seed(noise_seed(seed, kind, snr_db))
+        X_raw = add_window_noise(X_raw, snr_db, kind, per, groups, gen)
+    return prepared.inputs.transform(X_raw)
+
+
 def evaluate_snrs(
     model: nn.Module,
     prepared: Any,
@@ -208,23 +223,14 @@ def evaluate_snrs(
         One dict per condition (clean first, then kind-major, SNR-minor): ``kind``, ``snr_db``,
         ``adabn``, ``seed``, ``split`` and everything :func:`compute_metrics` returns.
     """
-    from faultdiag.data.noise import add_window_noise
-
     _check_grid(kinds, snrs_db, split, per)
     windows = getattr(prepared, split)
-    X_raw = torch.from_numpy(np.asarray(windows.X, dtype=np.float32))
-    groups = torch.from_numpy(np.asarray(windows.groups, dtype=np.int64))
-    if len(X_raw) == 0:
+    if len(windows.y) == 0:
         raise DataError(f"The '{split}' split has no windows to evaluate; check data.split and data.window_len.")
     conditions = ([("clean", None)] if include_clean else []) + [(k, float(s)) for k in kinds for s in snrs_db]
     results = []
     for kind, snr in conditions:
-        if snr is None:
-            noisy = X_raw
-        else:
-            gen = torch.Generator().manual_seed(noise_seed(seed, kind, snr))
-            noisy = add_window_noise(X_raw, snr, kind, per, groups, gen)
-        X = prepared.inputs.transform(noisy)
+        X = noisy_inputs(prepared, kind, snr, seed=seed, split=split, per=per)
         scorer = _adapt_batchnorm(model, X, batch_size=batch_size, device=device) if adabn else model
         y_pred = predict_logits(scorer, X, batch_size=batch_size, device=device).argmax(dim=1).numpy()
         metrics = compute_metrics(windows.y, y_pred, prepared.class_names)
