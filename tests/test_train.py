@@ -120,6 +120,42 @@ def test_stem_dropout_training_is_seeded_and_resumes_exactly(prepared, tmp_path)
     assert load_checkpoint(tmp_path / "full" / "checkpoint.pt").model_kwargs["stem_dropout"] == 0.3
 
 
+def test_weight_average_is_validated_kept_and_resumes_exactly(prepared, tmp_path):
+    one = train_model(_cfg("train.ema=0.9", "train.epochs=1"), tmp_path / "one", prepared=prepared, progress=False)
+    last = torch.load(tmp_path / "one" / "last.pt", weights_only=False)
+    for k, v in one.model.state_dict().items():  # the kept weights (epoch 1) are the average, not the trained ones
+        assert torch.equal(v, last["ema"][k]), k
+    assert any(not torch.equal(v, last["model"][k]) for k, v in last["ema"].items() if v.is_floating_point())
+    cfg = _cfg("train.ema=0.9", "train.epochs=2")
+    full = train_model(cfg, tmp_path / "full", prepared=prepared, progress=False)
+    with pytest.raises(_Interrupt):
+        train_model(cfg, tmp_path / "cut", prepared=prepared, progress=False, on_epoch_end=_stop_after_first)
+    resumed = train_model(cfg, tmp_path / "cut", prepared=prepared, resume=True, progress=False)
+    assert _rows(resumed.history) == _rows(full.history)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+def test_ema_update_and_decay():
+    from faultdiag.training.loop import ema_decay, update_ema
+
+    assert ema_decay(0, 0.999) == pytest.approx(0.1) and ema_decay(10**6, 0.999) == 0.999
+    net = torch.nn.BatchNorm1d(2)
+    ema = {k: torch.zeros_like(v) for k, v in net.state_dict().items()}
+    update_ema(ema, net, 0.75)
+    torch.testing.assert_close(ema["weight"], 0.25 * net.weight.detach())
+    assert int(ema["num_batches_tracked"]) == int(net.num_batches_tracked)
+
+
+def test_label_smoothing_changes_training_and_bad_values_are_refused(run_a, prepared, tmp_path):
+    smooth = train_model(_cfg("train.label_smoothing=0.1", "train.epochs=1"), tmp_path, prepared=prepared,
+                         progress=False)
+    assert smooth.history[0]["train_loss"] != run_a.history[0]["train_loss"]
+    for bad in ("train.label_smoothing=1.0", "train.label_smoothing=-0.1", "train.ema=1.0", "train.ema=-0.5"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            _cfg(bad)
+
+
 def test_learning_rate_schedules():
     step = TrainConfig(lr=0.1, schedule="step", epochs=10)
     assert [round(learning_rate(e, step), 6) for e in range(10)] == [0.1] * 4 + [0.01] * 4 + [0.001] * 2

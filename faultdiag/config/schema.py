@@ -249,6 +249,11 @@ class TrainConfig:
     ``grad_clip``: max gradient norm (0 = off).  ``threads``: torch CPU threads (0 = default).
     ``gain_jitter``: scale each raw training window by a gain drawn log-uniformly from
     ``[1/gain_jitter, gain_jitter]`` (1 = off; :func:`faultdiag.training.augment.random_gain`).
+    ``label_smoothing``: the training cross-entropy's target mixes the true class with the uniform
+    distribution by this weight (PyTorch's ``label_smoothing``; 0 = off; validation loss unsmoothed).
+    ``ema``: keep an exponential moving average of the weights (and BatchNorm statistics), updated
+    after every optimiser step with decay ``min(ema, (1 + t) / (10 + t))`` at step ``t``; validation
+    scores the average, and the kept (best-validation) weights are the average's (0 = off; e.g. 0.999).
     """
 
     optimizer: str = "adam"
@@ -265,6 +270,8 @@ class TrainConfig:
     threads: int = 0
     eval_batch_size: int = 512
     gain_jitter: float = 1.0
+    label_smoothing: float = 0.0
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         _choice(self, "optimizer", ("adam", "sgd"))
@@ -276,6 +283,11 @@ class TrainConfig:
                 raise ConfigError(f"The 'train.{name}' parameter must be >= 0; got {getattr(self, name)!r}.")
         if not self.gain_jitter >= 1:
             raise ConfigError(f"The 'train.gain_jitter' parameter must be >= 1 (1 = off); got {self.gain_jitter!r}.")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"The 'train.label_smoothing' parameter must be in [0, 1) (0 = off); "
+                              f"got {self.label_smoothing!r}.")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"The 'train.ema' parameter must be in [0, 1) (0 = off); got {self.ema!r}.")
         if any(not 0 < m < 1 for m in self.milestones):
             raise ConfigError(f"The 'train.milestones' parameter must be fractions in (0, 1); got {list(self.milestones)}.")
 

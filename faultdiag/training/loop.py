@@ -29,7 +29,7 @@ from faultdiag.training.batches import Batch, BatchSource
 from faultdiag.training.schedules import learning_rate, set_learning_rate
 from faultdiag.training.state import TrainState
 
-__all__ = ["LossTerm", "fit", "run_epoch", "score", "batch_bounds"]
+__all__ = ["LossTerm", "fit", "run_epoch", "score", "batch_bounds", "ema_decay", "update_ema"]
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +53,42 @@ def batch_bounds(n: int, batch_size: int, world_size: int = 1) -> list[tuple[int
 
 
 def _step_loss(net: nn.Module, model: nn.Module, batch: Batch, extra: LossTerm | None, progress: float,
-               scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+               scale: float | None, smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, logits) of one batch: cross-entropy (summed and scaled under DDP) plus the extra term."""
     with penultimate(model) if extra is not None else contextlib.nullcontext() as feats:
         logits = net(batch.x)
     if scale is None:
-        loss = nn.functional.cross_entropy(logits, batch.y)
+        loss = nn.functional.cross_entropy(logits, batch.y, label_smoothing=smoothing)
     else:
-        loss = nn.functional.cross_entropy(logits, batch.y, reduction="sum") * scale
+        loss = nn.functional.cross_entropy(logits, batch.y, reduction="sum", label_smoothing=smoothing) * scale
     if extra is not None:
         loss = loss + extra(model, feats[0], batch, progress)
     return loss, logits
 
 
+def ema_decay(step: int, decay: float) -> float:
+    """The moving average's decay at optimiser step ``step`` (0-based): ``decay``, lower early on."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(ema: dict[str, torch.Tensor], model: nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * weights`` for floating-point entries; others copied."""
+    for k, v in model.state_dict().items():
+        if v.is_floating_point():
+            ema[k].lerp_(v.detach(), 1.0 - decay)
+        else:
+            ema[k].copy_(v)
+
+
 def run_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, source: BatchSource,
               cfg: TrainConfig, *, shuffle: torch.Generator, epoch: int, device: torch.device,
               ctx: DistContext = SINGLE, extra: LossTerm | None = None, desc: str = "",
-              progress: bool = False) -> dict[str, float]:
+              progress: bool = False, ema: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
     """One pass over ``source`` in a seeded random order; returns mean loss and accuracy.
 
-    ``net`` is what trains (``model`` or its DDP wrapper).
+    ``net`` is what trains (``model`` or its DDP wrapper); ``ema``, when given, is updated
+    after every step (:func:`update_ema`, decay ``cfg.ema``).
     """
     from tqdm.auto import tqdm
 
@@ -87,7 +103,7 @@ def run_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer
         batch = Batch(b.x.to(device), b.y.to(device), b.index)
         progress_frac = ((epoch - 1) + step / len(bounds)) / cfg.epochs
         scale = ctx.world_size / (stop - start) if ctx.enabled else None
-        loss, logits = _step_loss(net, model, batch, extra, progress_frac, scale)
+        loss, logits = _step_loss(net, model, batch, extra, progress_frac, scale, cfg.label_smoothing)
         if not torch.isfinite(loss.detach()):
             raise ConfigError(f"Training diverged: the loss is {float(loss)} in epoch {epoch}; lower 'train.lr' "
                               f"(now {cfg.lr}) or set 'train.grad_clip'.")
@@ -96,6 +112,8 @@ def run_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         optimizer.step()
+        if ema is not None:
+            update_ema(ema, model, ema_decay((epoch - 1) * len(bounds) + step, cfg.ema))
         loss_sum += loss.item() * ((stop - start) / ctx.world_size if ctx.enabled else len(batch.y))
         correct += int((logits.argmax(1) == batch.y).sum())
         seen += len(batch.y)
@@ -130,27 +148,46 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train: BatchSource, 
     Continues from ``state`` (epochs already done, best so far, history).  After each epoch the
     history gains a row (``epoch, lr, train_loss, train_acc, val_loss, val_acc, best, time_s``),
     the best weights are kept in ``state.best_state`` (ties broken by the lower validation loss),
-    and ``on_epoch(state, improved)`` is called.  Returns ``state``.
+    and ``on_epoch(state, improved)`` is called.  With ``cfg.ema`` > 0 the moving average of the
+    weights (``state.ema``) is what is validated and kept.  Returns ``state``.
     """
     net = net if net is not None else model
+    if cfg.ema > 0 and state.ema is None:
+        state.ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     while not state.finished and state.epoch < cfg.epochs:
         t0 = time.perf_counter()
         lr = learning_rate(state.epoch, cfg)
         set_learning_rate(optimizer, lr)
         epoch = state.epoch + 1
         row = {"epoch": epoch, "lr": lr, **run_epoch(net, model, optimizer, train, cfg, shuffle=shuffle, epoch=epoch,
-                                                      device=device, ctx=ctx, extra=extra, desc=desc, progress=progress)}
-        val_loss, val_acc = score(model, val, cfg.eval_batch_size, device, ctx)
-        improved = len(val) == 0 or val_acc > state.best_acc or (val_acc == state.best_acc and val_loss < state.best_loss)
+                                                      device=device, ctx=ctx, extra=extra, desc=desc, progress=progress,
+                                                      ema=state.ema)}
+        with _weights(model, state.ema):
+            val_loss, val_acc = score(model, val, cfg.eval_batch_size, device, ctx)
+            improved = len(val) == 0 or val_acc > state.best_acc or (val_acc == state.best_acc and val_loss < state.best_loss)
+            if improved:
+                state.best_epoch, state.best_acc, state.best_loss = epoch, val_acc, val_loss
+                state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         row.update(val_loss=val_loss, val_acc=val_acc, best=improved, time_s=round(time.perf_counter() - t0, 3))
         state.history.append(row)
         state.epoch = epoch
-        if improved:
-            state.best_epoch, state.best_acc, state.best_loss = epoch, val_acc, val_loss
-            state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         state.finished = epoch >= cfg.epochs or (cfg.patience > 0 and epoch - state.best_epoch >= cfg.patience)
         log.info("epoch %d/%d lr %.3g train loss %.4f acc %.3f val loss %.4f acc %.3f%s", epoch, cfg.epochs, lr,
                  row["train_loss"], row["train_acc"], val_loss, val_acc, " *" if improved else "")
         if on_epoch is not None:
             on_epoch(state, improved)
     return state
+
+
+@contextlib.contextmanager
+def _weights(model: nn.Module, weights: dict[str, torch.Tensor] | None):
+    """``model`` holds ``weights`` inside the block (its own restored after); no-op for None."""
+    if weights is None:
+        yield
+        return
+    own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(weights)
+    try:
+        yield
+    finally:
+        model.load_state_dict(own)

@@ -50,6 +50,7 @@ class TrainState:
     best_state: dict[str, torch.Tensor] | None = None
     history: list[dict[str, Any]] | None = None
     finished: bool = False
+    ema: dict[str, torch.Tensor] | None = None  # the weights' moving average (train.ema > 0)
 
 
 def write_log(path: Path, history: list[dict[str, Any]]) -> None:
@@ -71,6 +72,7 @@ def save_last(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, st
         "format": "faultdiag-train-state", "config": config_to_dict(cfg), "epoch": state.epoch,
         "best_epoch": state.best_epoch, "best_acc": state.best_acc, "best_loss": state.best_loss,
         "best_state": state.best_state, "history": state.history, "finished": state.finished,
+        "ema": {k: v.detach().cpu() for k, v in state.ema.items()} if state.ema is not None else None,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(), "world_size": ctx.world_size,
         "rng": {"shuffle": gens.shuffle.get_state(), "noise": noise_states[0], "noise_ranks": noise_states,
@@ -112,7 +114,14 @@ def restore(path: Path, cfg: RunConfig, model, optimizer, gens: Generators, ctx:
     log.info("resuming %s after epoch %d", path.parent, raw["epoch"])
     return TrainState(epoch=raw["epoch"], best_epoch=raw["best_epoch"], best_acc=raw["best_acc"],
                   best_loss=raw["best_loss"], best_state=raw["best_state"], history=raw["history"],
-                  finished=raw["finished"])
+                  finished=raw["finished"], ema=_on_device(raw.get("ema"), model))
+
+
+def _on_device(ema: dict[str, torch.Tensor] | None, model) -> dict[str, torch.Tensor] | None:
+    if ema is None:
+        return None
+    device = next(iter(model.state_dict().values())).device
+    return {k: v.to(device) for k, v in ema.items()}
 
 
 def remove_stale_temps(out_dir: Path) -> None:
