@@ -315,6 +315,22 @@ def test_folded_inference_net_equals_eval_model(name, kwargs, shape):
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # the trained model untouched
 
 
+@pytest.mark.parametrize("stride, length", [(2, 128), (2, 33), (3, 31), (3, 30), (4, 5)])
+def test_folded_max_pooling_equals_max_pool1d_and_stays_channels_last(stride, length):
+    import torch
+    import torch.nn.functional as F
+
+    from faultdiag.models.inference import _Pool
+
+    pool = _Pool(torch.nn.MaxPool1d(stride, stride, ceil_mode=True), lift=True)
+    x = torch.randn(3, 8, length, generator=torch.Generator().manual_seed(stride))
+    for dtype in (torch.float32, torch.bfloat16):
+        lifted = x.to(dtype)[:, :, None, :].contiguous(memory_format=torch.channels_last)
+        out = pool(lifted)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(out[:, :, 0], F.max_pool1d(x.to(dtype), stride, stride, ceil_mode=True))
+
+
 @pytest.mark.parametrize("name, kwargs, shape", [
     ("drsn-cw", dict(preset="wide", stem_shrinkage=True, kernel_dropout=0.5, downsample="maxpool"), (64, 1, 2048)),
     ("drsn-cs", dict(preset="paper", kernel_size=4, shortcut="conv"), (64, 1, 333)),
