@@ -27,8 +27,7 @@ import torch
 from torch import nn
 
 from faultdiag.config import load_config
-from faultdiag.data.noise import add_window_noise
-from faultdiag.evaluate import compute_metrics, load_model, noise_seed, prepared_for
+from faultdiag.evaluate import compute_metrics, load_model, noisy_inputs, prepared_for
 from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,13 +67,10 @@ def diagnose_cell(cell_dir: Path, snrs_db: list[float]) -> dict:
     model, ckpt = load_model(cell_dir / "checkpoint.pt")
     cfg = load_config(cell_dir / "config.toml")
     prepared = prepared_for(ckpt, cfg)
-    X_raw = torch.from_numpy(np.asarray(prepared.test.X))
     y = np.asarray(prepared.test.y)
     rows = []
-    for snr in [None, *snrs_db]:
-        noisy = X_raw if snr is None else add_window_noise(
-            X_raw, snr, "gaussian", "window", None, torch.Generator().manual_seed(noise_seed(cfg.seed, "gaussian", snr)))
-        pred, tau, bn_ratio = _probe(model.eval(), prepared.inputs.transform(noisy))
+    for snr in [None, *snrs_db]:  # the windows the evaluator scores (its noise seeds)
+        pred, tau, bn_ratio = _probe(model.eval(), noisy_inputs(prepared, "gaussian", snr, seed=cfg.seed))
         metrics = compute_metrics(y, pred, prepared.class_names)
         rows.append({"snr_db": snr, "accuracy": metrics["accuracy"], "tau_mean": tau, "bn_var_ratio": bn_ratio,
                      "confusion": metrics["confusion"], "predicted_share": np.bincount(
