@@ -246,7 +246,10 @@ def test_a_sweep_mixing_families_gives_each_cell_only_its_own_model_keys():
     assert by_model["drsn-cw"].kernel_dropout == 0.2  # the stem's kernel dropout applies to the DRSN too
     assert by_model["wdcnn"].preset == "paper" and by_model["wdcnn"].stem_dropout is None
     assert by_model["wdcnn"].widths is None and by_model["wdcnn"].kernel_dropout is None
-    assert by_model["ticnn"].kernel_dropout == 0.2
+    assert by_model["ticnn"].kernel_dropout == 0.5  # the [model] recipe is DRSN's: TICNN at its paper's rate
+    own = load_config(None, tiny_overrides(**{"sweep.models": '["ticnn", "drsn-cw"]', "model.name": '"ticnn"',
+                                              "model.kernel_dropout": "0.2"}))
+    assert {c.model: c.config.model.kernel_dropout for c in plan_cells(own)} == {"ticnn": 0.2, "drsn-cw": 0.2}
 
 
 def test_accuracy_per_task_plot_needs_tasks(tmp_path):
