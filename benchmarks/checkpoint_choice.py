@@ -9,6 +9,8 @@ twice: the kept checkpoint (``checkpoint.pt``, the best validation epoch; must r
 ``result.json``, recorded beside it) and the last epoch's weights (``last.pt``). A diagnostic: choosing the
 epoch by test accuracy would be selection on the test set, so this only says how much the choice matters.
 One JSON line per cell in ``--out`` (default ``benchmarks/results/checkpoint_choice.jsonl``), about a minute a cell.
+For cells trained with ``train.ema`` the kept checkpoint holds the moving average of the weights while ``last.pt``'s
+``model`` holds the trained weights of the last epoch, so the comparison then also changes what is averaged.
 """
 
 from __future__ import annotations
