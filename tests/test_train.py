@@ -106,17 +106,22 @@ def test_resume_after_interruption_equals_uninterrupted(run_a, prepared, tmp_pat
         train_model(_cfg("train.lr=0.1"), tmp_path, prepared=prepared, resume=True, progress=False)
 
 
+def _assert_resumes_exactly(cfg, full, prepared, out):
+    """Interrupted after epoch 1 and resumed, ``cfg`` gives ``full``'s history and kept weights."""
+    with pytest.raises(_Interrupt):
+        train_model(cfg, out, prepared=prepared, progress=False, on_epoch_end=_stop_after_first)
+    resumed = train_model(cfg, out, prepared=prepared, resume=True, progress=False)
+    assert _rows(resumed.history) == _rows(full.history)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
 def test_stem_dropout_training_is_seeded_and_resumes_exactly(prepared, tmp_path):
     cfg = _cfg("model.stem_dropout=0.3", "train.epochs=2")
     full = train_model(cfg, tmp_path / "full", prepared=prepared, progress=False)
     again = train_model(cfg, tmp_path / "again", prepared=prepared, progress=False)
     assert _rows(again.history) == _rows(full.history)
-    with pytest.raises(_Interrupt):
-        train_model(cfg, tmp_path / "cut", prepared=prepared, progress=False, on_epoch_end=_stop_after_first)
-    resumed = train_model(cfg, tmp_path / "cut", prepared=prepared, resume=True, progress=False)
-    assert _rows(resumed.history) == _rows(full.history)
-    for k, v in full.model.state_dict().items():
-        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    _assert_resumes_exactly(cfg, full, prepared, tmp_path / "cut")
     assert load_checkpoint(tmp_path / "full" / "checkpoint.pt").model_kwargs["stem_dropout"] == 0.3
 
 
@@ -128,12 +133,7 @@ def test_weight_average_is_validated_kept_and_resumes_exactly(prepared, tmp_path
     assert any(not torch.equal(v, last["model"][k]) for k, v in last["ema"].items() if v.is_floating_point())
     cfg = _cfg("train.ema=0.9", "train.epochs=2")
     full = train_model(cfg, tmp_path / "full", prepared=prepared, progress=False)
-    with pytest.raises(_Interrupt):
-        train_model(cfg, tmp_path / "cut", prepared=prepared, progress=False, on_epoch_end=_stop_after_first)
-    resumed = train_model(cfg, tmp_path / "cut", prepared=prepared, resume=True, progress=False)
-    assert _rows(resumed.history) == _rows(full.history)
-    for k, v in full.model.state_dict().items():
-        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    _assert_resumes_exactly(cfg, full, prepared, tmp_path / "cut")
 
 
 def test_ema_update_and_decay():
