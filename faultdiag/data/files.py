@@ -29,11 +29,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One recording file: ``path``, its data ``root`` (None for a file named directly), ``key``
-    (path relative to the root, posix; the fingerprint's key) and ``label``."""
+    """One recording file: ``path``, ``key`` (the path relative to its data root, posix, or the
+    bare name of a file named directly; the fingerprint's key) and ``label``."""
 
     path: Path
-    root: Path | None
     key: str
     label: str
 
@@ -71,7 +70,7 @@ def plan_files(data: DataConfig, rule: LabelRule | None = None) -> tuple[list[Fi
             key = rel.as_posix() if len(data.paths) == 1 or root is None else f"{root.name}/{rel.as_posix()}"
             seen[key] += 1
             key = key if seen[key] == 1 else f"{key}#{seen[key]}"
-            entries.append(FileEntry(path, root, key, label_of(rule, rel, path)))
+            entries.append(FileEntry(path, key, label_of(rule, rel, path)))
     if not entries:
         raise DataError(f"No supported recording files found in data.paths = {list(data.paths)}.")
     if rule.table is not None and rule.table.ambiguous_names():
