@@ -9,8 +9,9 @@ what the eval-mode model computes, with less work per forward pass:
 * in each threshold sub-network (the units' and the one after the stem, ``stem_shrinkage``)
   ``fc1 -> BN`` folds into ``fc1``; the stem's kernel dropout is off in eval mode, so its
   convolution is a plain one;
-* max-pooling between stages (``downsample="maxpool"``) runs as it is; in the ``fc`` head
-  (``head="fc"``) the BatchNorm after the hidden linear layer folds into it;
+* max-pooling between stages (``downsample="maxpool"``) of a lifted 1-D map runs as the elementwise
+  maximum of interleaved samples (:class:`_Pool`); in the ``fc`` head (``head="fc"``) the BatchNorm
+  after the hidden linear layer folds into it;
 * ReLUs, the soft threshold and the residual addition run in place on tensors the pass owns, and
   the zero-padding shortcut adds the (subsampled) identity into the middle channels instead of
   building a padded copy;
@@ -166,8 +167,9 @@ class _Pool(nn.Module):
     """Max-pooling by ``stride`` (``ceil_mode``, as the model's) on ``(N, C, 1, L)`` (lifted 1-D) or ``(N, C, H, W)``.
 
     Lifted, it takes the elementwise maximum of the ``stride`` interleaved sample rows of the channels-last
-    ``(N, L, C)`` view: 2-8x faster than PyTorch 2.13's ``max_pool2d`` with a ``(1, s)`` kernel on CPU, the
-    same values, the output channels-last again.
+    ``(N, L, C)`` view, the output channels-last again: the same values as ``max_pool2d`` with a ``(1, s)``
+    kernel, which PyTorch 2.13 runs on a slow CPU path for this layout (``benchmarks/diagnose_speed.py``
+    against the previous code: README, speed section).
     """
 
     def __init__(self, pool: nn.Module, lift: bool):
