@@ -16,19 +16,26 @@ SNRS_DB = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
 
 
 def main(argv: list[str] | None, description: str, default_out: Path,
-         score_cell: Callable[[Path, object], tuple[dict, object]], line: Callable[[dict], str]) -> list[dict]:
+         score_cell: Callable[..., tuple[dict, object]], line: Callable[[dict], str],
+         options: dict[str, dict] | None = None) -> list[dict]:
     """Parse ``RUN_DIR [--models ...] [--seeds ...] [--out FILE]``, score every cell, print ``line(row)`` and
-    append ``row`` to ``--out`` as it goes (a run stopped half-way keeps the cells already scored)."""
+    append ``row`` to ``--out`` as it goes (a run stopped half-way keeps the cells already scored).
+
+    ``options``: the script's own options, ``{"--name": add_argument keywords}``; their values reach
+    ``score_cell`` as keywords (``name=...``)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("run_dir", type=Path)
     p.add_argument("--models", nargs="+", default=["drsn-cw"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--out", type=Path, default=default_out)
+    for flag, kwargs in (options or {}).items():
+        p.add_argument(flag, **kwargs)
     args = p.parse_args(argv)
+    extra = {name: getattr(args, name) for name in (f.lstrip("-").replace("-", "_") for f in options or {})}
     rows, prepared = [], None  # every cell of one sweep shares the data and the split
     for model in args.models:
         for seed in args.seeds:
-            row, prepared = score_cell(args.run_dir / "cells" / model / f"clean-seed{seed}", prepared)
+            row, prepared = score_cell(args.run_dir / "cells" / model / f"clean-seed{seed}", prepared, **extra)
             rows.append(row)
             print(line(row), flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
