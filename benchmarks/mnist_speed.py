@@ -20,6 +20,10 @@ CPU-second is the steadier figure.
   callback, the epoch from its first batch to its end (``epoch_wall``, without ``fit``'s set-up:
   the figure that favours Keras, used for the ratios). Needs Keras (``pip install -e '.[bench]'``);
   skipped with a note where it is absent.
+* ``fast-bf16``: ``fast`` with the demo's ``precision = "bfloat16"`` (training forward under bfloat16
+  autocast; needs a CPU with native bfloat16); ``keras-bf16``: the Keras program with Keras' own mixed
+  precision (``mixed_bfloat16`` policy). ``fast-bf16`` is compared with ``keras-bf16`` when both run
+  (same arithmetic on both sides), else with ``keras``; ``x_keras_peer`` names the one used.
 
 Writes ``benchmarks/results/mnist_speed.json`` (numbers, load average, machine, versions, revision).
 """
@@ -37,7 +41,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from faultdiag.mnist.config import DemoConfig
-from faultdiag.mnist.demo import l2_penalty, make_optimizer, regularized_kernels, train_epoch
+from faultdiag.mnist.demo import l2_penalty, make_optimizer, regularized_kernels, train_epoch, training_forward
 from faultdiag.models.networks import build_model
 from faultdiag.provenance import code_revision, library_versions, machine_info, write_json
 
@@ -61,8 +65,9 @@ def eager_epoch(model, optimizer, x, y, *, batch_size=100, l2=1e-4, generator=No
     return total_loss, correct
 
 
-def _keras_setup(name: str):
-    """The article's Keras model for ``name`` and an epoch runner on NCHW tensors (converted once)."""
+def _keras_setup(name: str, policy: str = "float32"):
+    """The article's Keras model for ``name`` (layers built under the dtype ``policy``) and an epoch runner
+    on NCHW tensors (converted once)."""
     from benchmarks.keras_seed import build_model as build_keras, import_keras
 
     keras = import_keras()
@@ -77,7 +82,12 @@ def _keras_setup(name: str):
         def on_epoch_end(self, epoch, logs=None):
             self.seconds = time.perf_counter() - self.t0
 
-    model, timer, cache = build_keras(keras, shrinkage=name != "resnet"), EpochTimer(), {}
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = build_keras(keras, shrinkage=name != "resnet")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    timer, cache = EpochTimer(), {}
 
     def epoch(x, y, g):
         key = (id(x), len(x))
@@ -98,14 +108,15 @@ def keras_available() -> bool:
 
 
 def _setup(name: str, variant: str):
-    if variant == "keras":
-        return _keras_setup(name)
+    if variant in ("keras", "keras-bf16"):
+        return _keras_setup(name, "mixed_bfloat16" if variant == "keras-bf16" else "float32")
     model = build_model(name, dims=2, preset="seed-mnist", seed=0)
     if variant == "eager":
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
         return model, optimizer, lambda x, y, g: eager_epoch(model, optimizer, x, y, generator=g)
     optimizer = make_optimizer(model, DemoConfig())
-    forward = torch.compile(model) if variant == "fast+compile" else None
+    forward = (torch.compile(model) if variant == "fast+compile" else
+               training_forward(model, DemoConfig(precision="bfloat16")) if variant == "fast-bf16" else None)
     return model, optimizer, lambda x, y, g: train_epoch(model, optimizer, x, y, batch_size=100, l2=1e-4,
                                                          generator=g, forward=forward)
 
@@ -133,16 +144,18 @@ def measure(models, variants, n_images: int, rounds: int) -> dict:
             r = results[f"{name}/{variant}"]
             r["wall"].append(n_images / wall)
             r["cpu"].append(n_images / cpu)
-            if variant == "keras":
+            if variant.startswith("keras"):
                 r.setdefault("epoch_wall", []).append(n_images / out)
     for key, r in results.items():
         r.update(best_images_per_s=max(r["wall"]), median_images_per_s=statistics.median(r["wall"]),
                  best_images_per_cpu_s=max(r["cpu"]))
         name, variant = key.split("/")
-        if "keras" in variants and variant != "keras":
-            keras_rate = results[f"{name}/keras"].get("epoch_wall") or results[f"{name}/keras"]["wall"]
+        peer = "keras-bf16" if variant == "fast-bf16" and "keras-bf16" in variants else "keras"
+        if peer in variants and not variant.startswith("keras"):
+            keras_rate = results[f"{name}/{peer}"].get("epoch_wall") or results[f"{name}/{peer}"]["wall"]
             r["x_keras"] = [a / b for a, b in zip(r["wall"], keras_rate)]
             r["x_keras_median"] = statistics.median(r["x_keras"])
+            r["x_keras_peer"] = peer
     return results
 
 
@@ -153,19 +166,19 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--models", default="drsn-cw,resnet")
     p.add_argument("--variants", nargs="+", default=["eager", "fast", "keras"],
-                   choices=("eager", "fast", "fast+compile", "keras"))
+                   choices=("eager", "fast", "fast+compile", "fast-bf16", "keras", "keras-bf16"))
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     variants = list(args.variants) + (["fast+compile"] if args.compile and "fast+compile" not in args.variants else [])
-    if "keras" in variants and not keras_available():
-        print("keras variant skipped: Keras 3 with the PyTorch backend is not installed (pip install -e '.[bench]')")
-        variants.remove("keras")
+    if any(v.startswith("keras") for v in variants) and not keras_available():
+        print("keras variants skipped: Keras 3 with the PyTorch backend is not installed (pip install -e '.[bench]')")
+        variants = [v for v in variants if not v.startswith("keras")]
     load_before = os.getloadavg()
     results = measure(args.models.split(","), variants, args.images, args.rounds)
     for key, r in results.items():
-        vs = f", x{r['x_keras_median']:.2f} Keras" if "x_keras_median" in r else ""
+        vs = f", x{r['x_keras_median']:.2f} {r['x_keras_peer']}" if "x_keras_median" in r else ""
         print(f"{key:>24}: best {r['best_images_per_s']:7.0f} img/s, median {r['median_images_per_s']:7.0f}, "
               f"{r['best_images_per_cpu_s']:7.0f} img/CPU-s (warm-up {r['warmup_s']:.1f} s){vs}")
     write_json(args.out, {"batch_size": 100, "images_per_round": args.images, "rounds": args.rounds,

@@ -16,6 +16,8 @@ from faultdiag.errors import ConfigError, DataError
 from faultdiag.mnist.config import DemoConfig
 from faultdiag.mnist.demo import (add_l2_grad_, l2_penalty, prepare_data, regularized_kernels,
                                   run_demo)
+from faultdiag.mnist import demo
+from faultdiag.models.inference import bfloat16_supported
 from faultdiag.models.networks import build_model
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -164,6 +166,29 @@ def test_bad_config_values():
         DemoConfig(epochs=0)
     with pytest.raises(ConfigError, match="'models'.*'vgg'"):
         DemoConfig(models=("vgg",))
+    with pytest.raises(ConfigError, match="'precision'.*'float16'"):
+        DemoConfig(precision="float16")
+
+
+@pytest.mark.skipif(not bfloat16_supported(), reason="this CPU has no native bfloat16")
+def test_bfloat16_training_keeps_float32_weights_and_learns(synthetic):
+    float32 = run_demo(synthetic, DemoConfig(models=("drsn-cw",), epochs=2, limit=200, num_threads=1))
+    bf16 = run_demo(synthetic, DemoConfig(models=("drsn-cw",), epochs=2, limit=200, num_threads=1,
+                                          precision="bfloat16"), keep_models=True)
+    assert bf16["config"]["precision"] == "bfloat16"
+    model = bf16["runs"][0]["trained_model"]
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    losses = [row["loss"] for row in bf16["runs"][0]["history"]]
+    assert all(np.isfinite(losses)) and losses[1] < losses[0]
+    # the same seed, other arithmetic: close to float32 but not the same numbers
+    assert losses != [row["loss"] for row in float32["runs"][0]["history"]]
+    assert losses[0] == pytest.approx(float32["runs"][0]["history"][0]["loss"], rel=0.05)
+
+
+def test_bfloat16_needs_native_support(synthetic, monkeypatch):
+    monkeypatch.setattr(demo, "bfloat16_supported", lambda: False)
+    with pytest.raises(ConfigError, match="'precision'.*native bfloat16"):
+        run_demo(synthetic, DemoConfig(models=("resnet",), epochs=1, limit=50, num_threads=1, precision="bfloat16"))
 
 
 # ---------------------------------------------------------------- CLI

@@ -38,6 +38,9 @@ def register(subparsers: Any) -> None:
                    help="BatchNorm statistics for the final eval-mode scores: 'precise' (default) re-estimates "
                         "them over the training images with the final weights; 'running' keeps the running "
                         "averages (Keras momentum 0.99), which lag the weights after 5 epochs")
+    p.add_argument("--precision", choices=("float32", "bfloat16"),
+                   help="float32 (default, the article's) or bfloat16: training forwards in mixed precision "
+                        "(weights, optimizer and scores in float32), on a CPU with native bfloat16 only")
     p.add_argument("--data-dir", type=Path,
                    help=f"MNIST IDX folder (default: ${MNIST_ENV}, else ./data/mnist, downloaded if absent)")
     p.add_argument("--out", type=Path, help="folder for results.json (config, seeds, data fingerprint, revision)")
@@ -50,7 +53,7 @@ def build_config(args: argparse.Namespace):
     from faultdiag.mnist import load_demo_config
 
     options = {name: getattr(args, name) for name in ("epochs", "n_seeds", "seed", "noise_scale", "units", "limit",
-                                                      "num_threads", "compile", "bn_stats")
+                                                      "num_threads", "compile", "bn_stats", "precision")
                if getattr(args, name) is not None}
     if args.models is not None:
         options["models"] = [m.strip() for m in args.models.split(",") if m.strip()]

@@ -16,10 +16,11 @@ from faultdiag import validate
 from faultdiag.config.io import read_toml
 from faultdiag.errors import ConfigError
 
-__all__ = ["DemoConfig", "DEMO_MODELS", "BN_STATS", "load_demo_config"]
+__all__ = ["DemoConfig", "DEMO_MODELS", "BN_STATS", "PRECISIONS", "load_demo_config"]
 
 DEMO_MODELS = ("drsn-cw", "drsn-cs", "resnet")
 BN_STATS = ("precise", "running")
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class DemoConfig:
     num_threads: Optional[int] = None
     compile: bool = False
     bn_stats: str = "precise"
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -60,6 +62,7 @@ class DemoConfig:
                 validate.positive_int(name, getattr(self, name))
         validate.nonnegative_int("seed", self.seed)
         validate.choice("bn_stats", self.bn_stats, BN_STATS)
+        validate.choice("precision", self.precision, PRECISIONS)
         for name in ("lr", "adam_eps", "l2", "noise_scale", "beta1", "beta2"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
