@@ -16,7 +16,7 @@ from faultdiag.errors import ConfigError, DataError
 from faultdiag.mnist.config import DemoConfig
 from faultdiag.mnist.demo import (add_l2_grad_, l2_penalty, prepare_data, regularized_kernels,
                                   run_demo)
-from faultdiag.mnist import demo
+from faultdiag.models import inference
 from faultdiag.models.inference import bfloat16_supported
 from faultdiag.models.networks import build_model
 
@@ -186,7 +186,7 @@ def test_bfloat16_training_keeps_float32_weights_and_learns(synthetic):
 
 
 def test_bfloat16_needs_native_support(synthetic, monkeypatch):
-    monkeypatch.setattr(demo, "bfloat16_supported", lambda: False)
+    monkeypatch.setattr(inference, "bfloat16_supported", lambda: False)
     with pytest.raises(ConfigError, match="'precision'.*native bfloat16"):
         run_demo(synthetic, DemoConfig(models=("resnet",), epochs=1, limit=50, num_threads=1, precision="bfloat16"))
 

@@ -49,30 +49,12 @@ def _traced(net: torch.nn.Module, probe: torch.Tensor) -> Callable[[torch.Tensor
 def _fast(net: torch.nn.Module, dtype: torch.dtype = torch.float32) -> Callable[[torch.Tensor], torch.Tensor]:
     """The inference-only folded copy of ``net`` (:func:`~faultdiag.models.inference.fold_for_inference`) in
     ``dtype``; a network that does not fold runs as it is, under bfloat16 autocast for ``torch.bfloat16``."""
-    from faultdiag.models.inference import fold_for_inference
+    from faultdiag.models.inference import autocast_forward, fold_for_inference
     from faultdiag.models.networks import ShrinkageNet
 
     if isinstance(net, ShrinkageNet) and net.foldable:
         return fold_for_inference(net, inplace=True, dtype=dtype)
-    if dtype == torch.float32:
-        return net
-
-    def autocast(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=dtype):
-            return net(x).float()
-    return autocast
-
-
-def check_precision(precision: str) -> torch.dtype:
-    """``"float32"`` or ``"bfloat16"`` as a dtype; bfloat16 only where the CPU runs it natively (ConfigError)."""
-    from faultdiag.models.inference import DTYPES, bfloat16_supported
-
-    if precision not in DTYPES:
-        raise ConfigError(f"The 'precision' parameter must be one of {list(DTYPES)}; got {precision!r}.")
-    if precision == "bfloat16" and not bfloat16_supported():
-        raise ConfigError("The 'precision' parameter 'bfloat16' needs a CPU with native bfloat16 (AVX-512 BF16 or "
-                          "AMX) for oneDNN; this one has none (it would be slower, not faster): use 'float32'.")
-    return DTYPES[precision]
+    return net if dtype == torch.float32 else autocast_forward(net, dtype)
 
 
 def load_predictor(model_path: str | os.PathLike, *, jit: bool = False, precision: str = "float32") -> Predictor:
@@ -87,12 +69,14 @@ def load_predictor(model_path: str | os.PathLike, *, jit: bool = False, precisio
     and costs about 2 s up front, so it is off by default.
 
     ``precision="bfloat16"`` runs the network's convolutions and element-wise work in bfloat16
-    (:func:`check_precision`; the folded model's thresholds, pooling and final layer stay float32):
+    (:func:`~faultdiag.models.inference.check_precision`; the folded model's thresholds, pooling and final layer stay float32):
     faster on a CPU with AVX-512 BF16, logits within about 0.02 of float32's (``benchmarks/bf16_agreement.py``
     measures what it does to trained models' verdicts).
     """
     from faultdiag.models.features import penultimate
     from faultdiag.ood import FeatureDensity
+
+    from faultdiag.models.inference import check_precision
 
     dtype = check_precision(precision)
     ckpt = load_checkpoint(model_path)

@@ -47,10 +47,9 @@ from torch.nn import functional as F
 
 from faultdiag.data.mnist import MnistData
 from faultdiag.data.noise import add_image_noise
-from faultdiag.errors import ConfigError
 from faultdiag.evaluate import adabn
 from faultdiag.mnist.config import DemoConfig
-from faultdiag.models.inference import bfloat16_supported
+from faultdiag.models.inference import autocast_forward, check_precision
 from faultdiag.models.networks import build_model
 
 log = logging.getLogger(__name__)
@@ -176,28 +175,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, l2: float, b
     return {"loss": ce + penalty, "ce": ce, "acc": correct / len(y)}
 
 
-class _Autocast:
-    """``forward`` under bfloat16 autocast, logits back in float32."""
-
-    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor]):
-        self.forward = forward
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            return self.forward(x).float()
-
-
 def training_forward(model: nn.Module, cfg: DemoConfig) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
     """What computes the training logits for ``cfg`` (``None``: ``model`` itself).
 
     Raises ConfigError for ``precision = "bfloat16"`` on a CPU without native bfloat16."""
     forward = _CompiledOrEager(model) if cfg.compile else None
-    if cfg.precision == "bfloat16":
-        if not bfloat16_supported():
-            raise ConfigError("The 'precision' parameter 'bfloat16' needs a CPU with native bfloat16 (AVX-512 BF16 "
-                              "or AMX); this one has none: use 'float32'.")
-        forward = _Autocast(forward if forward is not None else model)
-    return forward
+    dtype = check_precision(cfg.precision)
+    return forward if dtype == torch.float32 else autocast_forward(forward or model, dtype)
 
 
 class _CompiledOrEager:

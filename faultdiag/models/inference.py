@@ -35,17 +35,19 @@ zero-padded identity is built whole and added, not added into a channel slice.
 from __future__ import annotations
 
 import copy
-from typing import List
+from typing import Callable, List
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from faultdiag.errors import ConfigError
 from faultdiag.models.blocks import ResidualUnit
 from faultdiag.models.networks import ShrinkageNet
 from faultdiag.models.shrinkage import Shrinkage
 
-__all__ = ["fold_for_inference", "InferenceNet", "bfloat16_supported", "DTYPES"]
+__all__ = ["fold_for_inference", "InferenceNet", "bfloat16_supported", "check_precision", "autocast_forward",
+           "DTYPES"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -56,6 +58,25 @@ def bfloat16_supported() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
         return False
+
+
+def check_precision(precision: str) -> torch.dtype:
+    """``"float32"`` or ``"bfloat16"`` as a dtype; bfloat16 only where the CPU runs it natively (ConfigError)."""
+    if precision not in DTYPES:
+        raise ConfigError(f"The 'precision' parameter must be one of {list(DTYPES)}; got {precision!r}.")
+    if precision == "bfloat16" and not bfloat16_supported():
+        raise ConfigError("The 'precision' parameter 'bfloat16' needs a CPU with native bfloat16 (AVX-512 BF16 or "
+                          "AMX) for oneDNN; this one has none (it would be slower, not faster): use 'float32'.")
+    return DTYPES[precision]
+
+
+def autocast_forward(forward: Callable[[torch.Tensor], torch.Tensor],
+                     dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``forward`` run under autocast to ``dtype``, its output back in float32."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=dtype):
+            return forward(x).float()
+    return run
 
 
 def _bn_scale_shift(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
