@@ -68,8 +68,8 @@ def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 512, dev
     X = _check_x(X)
     device = _device(device)
     model.eval().to(device)
-    out = [model(X[i:i + batch_size].to(device, torch.float32)).float().cpu() for i in range(0, len(X), batch_size)]
-    return torch.cat(out)
+    out = [model(X[i:i + batch_size].to(device, torch.float32)).float() for i in range(0, len(X), batch_size)]
+    return torch.cat(out).cpu()  # one copy back, not one per batch
 
 
 def compute_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, class_names: Sequence[str]) -> dict:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +188,65 @@ def test_the_checkpoint_carries_a_calibrated_feature_density(tmp_path):
     noise = torch.randn(64, 1, 256, generator=torch.Generator().manual_seed(0)) * 50
     far = density.score(penultimate_features(result.model, result.prepared.inputs.transform(noise)).numpy())
     assert (far > density.threshold_).mean() > 0.5  # loud white noise is unlike any training window
+
+
+
+def _count_host_reads(monkeypatch) -> list[str]:
+    """Patch the Tensor methods that copy a value to Python (on a GPU each waits for the device): one entry per
+    call, naming the caller. Left out: calls from ``torch.optim`` (Adam reads its step counters, which the
+    non-fused implementation keeps on the host; on a GPU training uses the fused one) and the SNR check of
+    ``faultdiag.data.noise``, which does not read a tensor on a GPU (``test_noise``)."""
+    import traceback
+
+    calls: list[str] = []
+    for name in ("item", "__float__", "__int__", "__bool__", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            caller = traceback.extract_stack(limit=2)[0]
+            if f"torch{os.sep}optim{os.sep}" not in caller.filename and caller.name != "_check_finite":
+                calls.append(f"{_name} in {caller.name} ({Path(caller.filename).name}:{caller.lineno})")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("sets", [[], ["noise.train=mixed", "train.gain_jitter=1.5", "model.kernel_dropout=0.3",
+                                       "train.ema=0.99", "train.grad_clip=1.0", "frontend.kind=bandpass"]])
+def test_a_training_epoch_reads_nothing_back_from_the_device_per_batch(sets, monkeypatch):
+    from faultdiag.distributed import SINGLE
+    from faultdiag.training.loop import run_epoch, score
+    from faultdiag.training.run import _sources, build_for
+    from faultdiag.training.schedules import make_optimizer
+
+    cfg = load_config(None, [*TINY, "train.batch_size=8", *sets])
+    prepared = prepare(cfg)
+    model, _ = build_for(cfg, prepared)
+    train, val = _sources(cfg, prepared, SINGLE, None, torch.device("cpu"))
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.train.ema > 0 else None
+    n_batches = -(-len(train) // 8)
+    assert n_batches >= 20
+    calls = _count_host_reads(monkeypatch)
+    row = run_epoch(model, model, make_optimizer(model.parameters(), cfg.train), train, cfg.train,
+                    shuffle=torch.Generator().manual_seed(0), epoch=1, device=torch.device("cpu"), ema=ema)
+    val_loss, val_acc = score(model, val, 8, torch.device("cpu"))
+    monkeypatch.undo()
+    assert len(calls) <= 8, calls  # the epoch's sums and the divergence check, once: not per batch
+    assert 0.0 <= row["train_acc"] <= 1.0 and np.isfinite(row["train_loss"]) and 0.0 <= val_acc <= 1.0
+
+
+def test_a_diverged_training_is_a_config_error_naming_the_learning_rate(tmp_path):
+    with pytest.raises(ConfigError, match=r"diverged.*epoch 1.*train\.lr.*1e\+30"):
+        train_model(load_config(None, [*TINY, "train.lr=1e30", "train.optimizer=sgd"]), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_batches_are_made_where_the_source_lives_from_indices_anywhere():
+    ws = _windows()
+    for noise, redraw in ((NoiseConfig(), False), (NoiseConfig(train="fresh", train_snr_db=0.0), True)):
+        src = BatchSource(ws, SPEC, noise=noise, noise_seed=3, redraw=redraw, device="cpu")
+        assert src.device == torch.device("cpu") and src.generator.device == src.device
+        b = src.batch(torch.arange(5, dtype=torch.int32))
+        assert b.x.device == b.y.device == b.index.device == src.device and b.x.shape == (5, 1, 128)
+        assert all(part.x.device == src.device for part in src.scan(64))

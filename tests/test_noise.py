@@ -117,6 +117,14 @@ def test_flat_window_is_unchanged_not_nan():
     assert not torch.equal(y[1], x[1])
 
 
+def test_a_tensor_of_snrs_on_another_device_is_not_read_back_to_check_it():
+    from faultdiag.data.noise import _check_finite
+
+    _check_finite(torch.full((3,), float("nan"), device="meta"), torch.zeros(3, device="meta"))  # reading would raise
+    with pytest.raises(ConfigError, match="must be finite"):
+        _check_finite(torch.tensor([float("nan")]), torch.tensor([float("nan")]))
+
+
 @pytest.mark.parametrize("snr", [float("nan"), float("inf"), torch.tensor([0.0, float("-inf")])])
 def test_non_finite_snr_is_config_error(snr):
     with pytest.raises(ConfigError, match="'snr_db' parameter must be finite"):

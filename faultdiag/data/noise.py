@@ -87,6 +87,16 @@ def _generator_for(x_is_numpy: bool, generator: GeneratorLike, device) -> torch.
     )
 
 
+def _check_finite(snr: torch.Tensor, snr_db) -> None:
+    """ConfigError if ``snr`` holds a non-finite value. A tensor given on another device than the CPU is
+    not read: that would make the host wait for the device on every training batch (training draws
+    those SNRs itself, from a range the config checks)."""
+    if isinstance(snr_db, torch.Tensor) and snr_db.device.type != "cpu":
+        return
+    if not bool(torch.isfinite(snr).all()):
+        raise ConfigError(f"The 'snr_db' parameter must be finite; got {snr_db!r}.")
+
+
 def _snr_tensor(snr_db, x: torch.Tensor, per: str, dtype) -> torch.Tensor:
     """``snr_db`` as a tensor ``(..., 1)`` aligned from the left with ``x.shape[:-1]``."""
     try:
@@ -95,8 +105,9 @@ def _snr_tensor(snr_db, x: torch.Tensor, per: str, dtype) -> torch.Tensor:
     except (TypeError, ValueError, RuntimeError):
         raise ConfigError(f"The 'snr_db' parameter must be a number or a numeric array; got {snr_db!r}.") from None
     lead = tuple(x.shape[:-1])
-    if snr.numel() == 0 or not bool(torch.isfinite(snr).all()):
+    if snr.numel() == 0:
         raise ConfigError(f"The 'snr_db' parameter must be finite; got {snr_db!r}.")
+    _check_finite(snr, snr_db)
     if per == "recording" and snr.numel() != 1:
         raise ConfigError(
             f"The 'snr_db' parameter must be one number when per='recording'; got shape {tuple(snr.shape)}."
@@ -175,7 +186,7 @@ def add_window_noise(X: torch.Tensor, snr_db: float | torch.Tensor, kind: str, p
     if per == "window" or groups is None:
         return add_noise(X, snr_db, kind=kind, per="window", generator=generator)
     p_win = X.double().pow(2).mean(dim=(1, 2))
-    p_rec = torch.zeros(int(groups.max()) + 1, dtype=torch.float64).index_add_(0, groups, p_win)
+    p_rec = torch.zeros(int(groups.max()) + 1, dtype=torch.float64, device=X.device).index_add_(0, groups, p_win)
     p_rec /= torch.bincount(groups, minlength=p_rec.numel()).clamp_min(1)
     ratio = (p_win / p_rec[groups]).clamp_min(1e-12)
     return add_noise(X, (torch.as_tensor(snr_db, dtype=torch.float64) + 10.0 * torch.log10(ratio)).float(),

@@ -131,10 +131,11 @@ def _odd_extend(x: torch.Tensor, pad: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=128)
-def _gain(n_fft: int, fs_hz: float, low_hz: float, high_hz: float, order: int) -> torch.Tensor:
-    """``|H(f)|**2`` on the ``n_fft // 2 + 1`` rfft bins, float32 on the CPU (one per filter: every batch reuses it)."""
+def _gain(n_fft: int, fs_hz: float, low_hz: float, high_hz: float, order: int, device: torch.device) -> torch.Tensor:
+    """``|H(f)|**2`` on the ``n_fft // 2 + 1`` rfft bins, float32 on ``device`` (one per filter and device:
+    every batch reuses it, on a GPU without a copy from the host)."""
     freqs = np.arange(n_fft // 2 + 1) * (fs_hz / n_fft)
-    return torch.as_tensor(bandpass_gain(freqs, fs_hz, low_hz, high_hz, order), dtype=torch.float32)
+    return torch.as_tensor(bandpass_gain(freqs, fs_hz, low_hz, high_hz, order), dtype=torch.float32, device=device)
 
 
 def _filtered_spectrum(x: torch.Tensor, fs_hz, low_hz, high_hz, order) -> tuple[torch.Tensor, int, int]:
@@ -142,7 +143,7 @@ def _filtered_spectrum(x: torch.Tensor, fs_hz, low_hz, high_hz, order) -> tuple[
     n = x.shape[-1]
     pad = pad_length(n, fs_hz, low_hz, high_hz)
     n_fft = next_fast_len(n + 2 * pad, real=True)
-    gain = _gain(n_fft, float(fs_hz), float(low_hz), float(high_hz), int(order)).to(x.device)
+    gain = _gain(n_fft, float(fs_hz), float(low_hz), float(high_hz), int(order), x.device)
     return torch.fft.rfft(_odd_extend(x, pad), n=n_fft) * gain, pad, n_fft
 
 

@@ -25,7 +25,7 @@ def random_gain(max_gain: float) -> Augment:
     log_max = math.log(max_gain)
 
     def augment(raw: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        log_gain = (torch.rand(raw.shape[0], 1, 1, generator=generator) * 2 - 1) * log_max   # (B, 1, 1)
+        log_gain = (torch.rand(raw.shape[0], 1, 1, generator=generator, device=raw.device) * 2 - 1) * log_max  # (B, 1, 1)
         return raw * log_gain.exp().to(raw.dtype)
 
     return augment

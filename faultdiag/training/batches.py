@@ -6,6 +6,12 @@ anew for every batch) or mixed-SNR noise (:func:`training_noise`).  Where nothin
 between epochs (in memory, clean or fixed noise, no augmentation) the model input of the whole
 split is computed once; otherwise batch by batch.
 
+Everything a batch needs lives on the training device (``device``): windows held in memory are
+moved there once, and the noise and augmentation generators are generators of that device, so on
+a GPU a batch is cut, augmented, noised and transformed there without a copy from the host (windows
+read lazily from a cache are copied batch by batch). On the CPU nothing changes; on a GPU the
+redrawn noise follows the GPU's generator, so its numbers differ from a CPU run of the same seed.
+
 Hooks: ``augment(raw (B, C, L), generator) -> raw`` runs on the raw windows of every training
 batch before the noise (e.g. a random gain); extra loss terms on other batches (unlabelled target
 windows) plug into the fit loop (:class:`faultdiag.training.loop.LossTerm`).
@@ -81,35 +87,44 @@ class BatchSource:
             the same on every pass (validation, the DRSN paper's fixed training noise).
         augment: optional hook on the raw windows of every batch (before the noise).
         augment_seed: seed of the augmentation's generator.
+        device: where the batches are made and served (default the CPU); windows held in memory are
+            moved there once, and the generators are that device's.
     """
 
     def __init__(self, windows, inputs: InputSpec, *, noise: NoiseConfig, noise_seed: int, redraw: bool,
-                 augment: Augment | None = None, augment_seed: int = 0) -> None:
+                 augment: Augment | None = None, augment_seed: int = 0, device: torch.device | str = "cpu") -> None:
         self.windows, self.inputs, self.noise, self.redraw, self.augment = windows, inputs, noise, redraw, augment
-        self.noise_seed = noise_seed
+        self.noise_seed, self.device = noise_seed, torch.device(device)
         self.lazy = is_lazy(windows)
-        self.y = torch.from_numpy(np.asarray(windows.y, dtype=np.int64))
-        self.groups = torch.from_numpy(np.asarray(windows.groups, dtype=np.int64))
-        self.generator = torch.Generator().manual_seed(noise_seed)
-        self.augment_generator = torch.Generator().manual_seed(augment_seed)
-        self._raw = None if self.lazy else torch.from_numpy(windows.X)
+        self.y = torch.from_numpy(np.asarray(windows.y, dtype=np.int64)).to(self.device)
+        self.groups = torch.from_numpy(np.asarray(windows.groups, dtype=np.int64)).to(self.device)
+        self.generator = self._generator(noise_seed)
+        self.augment_generator = self._generator(augment_seed)
+        self._raw = None if self.lazy else torch.from_numpy(windows.X).to(self.device)
         self._x = None
         if not self.lazy and not redraw and augment is None and len(self.y):
-            fixed = torch.Generator().manual_seed(noise_seed)
-            self._x = inputs.transform(training_noise(self._raw, noise, self.groups, fixed))
+            self._x = inputs.transform(training_noise(self._raw, noise, self.groups, self._generator(noise_seed)))
+
+    def _generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(seed)
 
     def __len__(self) -> int:
         return int(self.y.numel())
 
     def batch(self, idx: torch.Tensor) -> Batch:
-        """The batch of windows ``idx (B,)``; redrawn noise advances :attr:`generator`."""
+        """The batch of windows ``idx (B,)`` (on any device) on :attr:`device`; redrawn noise advances
+        :attr:`generator`."""
+        idx = idx.to(self.device)
         if self._x is not None:
             return Batch(self._x[idx], self.y[idx], idx)
         return Batch(self._make(idx, self.generator, self.groups[idx]), self.y[idx], idx)
 
     def _make(self, idx: torch.Tensor, generator: torch.Generator, groups: torch.Tensor | None) -> torch.Tensor:
         """Model input of windows ``idx``; ``groups=None`` makes recording-level noise per window."""
-        raw = torch.from_numpy(self.windows.X[idx.numpy()]) if self.lazy else self._raw[idx]
+        if self.lazy:
+            raw = torch.from_numpy(self.windows.X[idx.cpu().numpy()]).to(self.device)
+        else:
+            raw = self._raw[idx]
         if self.augment is not None:
             raw = self.augment(raw, self.augment_generator)
         return self.inputs.transform(training_noise(raw, self.noise, groups, generator))
@@ -120,8 +135,8 @@ class BatchSource:
         Noise fixed by seed (``redraw=False``) is the same on every scan; windows read from a
         cache get it batch by batch, per window, from a generator re-seeded for every scan.
         """
-        idx = torch.arange(ctx.rank, len(self), ctx.world_size)
-        generator = torch.Generator().manual_seed(derive_seed(self.noise_seed, ctx.rank))
+        idx = torch.arange(ctx.rank, len(self), ctx.world_size, device=self.device)
+        generator = self._generator(derive_seed(self.noise_seed, ctx.rank))
         for i in range(0, len(idx), batch_size):
             part = idx[i : i + batch_size]
             if self._x is not None:

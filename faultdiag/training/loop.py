@@ -33,6 +33,9 @@ __all__ = ["LossTerm", "fit", "run_epoch", "score", "batch_bounds", "ema_decay",
 
 log = logging.getLogger(__name__)
 
+POSTFIX_EVERY = 16
+"""Batches between two updates of the progress bar's loss and accuracy (each waits for the device)."""
+
 
 class LossTerm(Protocol):
     """An extra loss on a training step: ``term(model, features (B, D), batch, progress) -> scalar``.
@@ -94,8 +97,12 @@ def run_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer
 
     net.train()
     n = len(source)
-    perm = torch.randperm(n, generator=shuffle)
-    loss_sum, correct, seen = 0.0, 0, 0
+    perm = torch.randperm(n, generator=shuffle).to(source.device)
+    # running sums stay on the device (float64: the same figures as Python floats): no wait for the
+    # device in the loop; the progress bar reads them every POSTFIX_EVERY batches, the epoch once
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
     bounds = batch_bounds(n, cfg.batch_size, ctx.world_size)
     bar = tqdm(bounds, desc=f"{desc} epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False, unit="batch")
     for step, (start, stop) in enumerate(bar):
@@ -104,9 +111,6 @@ def run_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer
         progress_frac = ((epoch - 1) + step / len(bounds)) / cfg.epochs
         scale = ctx.world_size / (stop - start) if ctx.enabled else None
         loss, logits = _step_loss(net, model, batch, extra, progress_frac, scale, cfg.label_smoothing)
-        if not torch.isfinite(loss.detach()):
-            raise ConfigError(f"Training diverged: the loss is {float(loss)} in epoch {epoch}; lower 'train.lr' "
-                              f"(now {cfg.lr}) or set 'train.grad_clip'.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -114,11 +118,15 @@ def run_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer
         optimizer.step()
         if ema is not None:
             update_ema(ema, model, ema_decay((epoch - 1) * len(bounds) + step, cfg.ema))
-        loss_sum += loss.item() * ((stop - start) / ctx.world_size if ctx.enabled else len(batch.y))
-        correct += int((logits.argmax(1) == batch.y).sum())
+        loss_sum += loss.detach().double() * ((stop - start) / ctx.world_size if ctx.enabled else len(batch.y))
+        correct += (logits.argmax(1) == batch.y).sum()
         seen += len(batch.y)
-        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+        if progress and (step + 1) % POSTFIX_EVERY == 0:
+            bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.3f}", refresh=False)
     bar.close()
+    if not torch.isfinite(loss_sum):
+        raise ConfigError(f"Training diverged: the training loss is {float(loss_sum)} in epoch {epoch}; lower "
+                          f"'train.lr' (now {cfg.lr}) or set 'train.grad_clip'.")
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], ctx, device)
     return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
 
@@ -128,12 +136,14 @@ def score(model: nn.Module, source: BatchSource, batch_size: int, device: torch.
           ctx: DistContext = SINGLE) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` in eval mode on ``source``, summed over ranks (NaN if empty)."""
     model.eval()
-    loss_sum, correct, n = 0.0, 0, 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    n = 0
     for batch in source.scan(batch_size, ctx):
         logits = model(batch.x.to(device))
         y = batch.y.to(device)
-        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
         n += len(y)
     loss_sum, correct, n = all_reduce_sum([loss_sum, correct, n], ctx, device)
     return (loss_sum / n, correct / n) if n else (float("nan"), float("nan"))

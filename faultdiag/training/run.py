@@ -112,21 +112,22 @@ def build_for(cfg: RunConfig, prepared: Prepared) -> tuple[nn.Module, dict[str, 
     return model, build_kwargs
 
 
-def _sources(cfg: RunConfig, prepared: Prepared, ctx: DistContext,
-             augment: Augment | None) -> tuple[BatchSource, BatchSource]:
-    """Training and validation batch sources: validation noise is the training noise, fixed by seed."""
+def _sources(cfg: RunConfig, prepared: Prepared, ctx: DistContext, augment: Augment | None,
+             device: torch.device) -> tuple[BatchSource, BatchSource]:
+    """Training and validation batch sources on ``device``: validation noise is the training noise, fixed by seed."""
     noise, redraw = cfg.noise, cfg.noise.train in ("fresh", "mixed")
     train_seed = seeds.derive_seed(cfg.seed, seeds.TRAIN_NOISE)
     if redraw and ctx.rank > 0:  # each rank draws its own noise for its shard
         train_seed = seeds.derive_seed(train_seed, ctx.rank)
     train = BatchSource(prepared.train, prepared.inputs, noise=noise, noise_seed=train_seed, redraw=redraw,
-                        augment=augment, augment_seed=seeds.derive_seed(cfg.seed, seeds.AUGMENT))
+                        augment=augment, augment_seed=seeds.derive_seed(cfg.seed, seeds.AUGMENT), device=device)
     val = BatchSource(prepared.val, prepared.inputs, noise=noise, redraw=False,
-                      noise_seed=seeds.derive_seed(cfg.seed, seeds.VAL_NOISE))
+                      noise_seed=seeds.derive_seed(cfg.seed, seeds.VAL_NOISE), device=device)
     return train, val
 
 
-def _adaptation(cfg: RunConfig, prepared: Prepared, model: nn.Module, ctx: DistContext) -> LossTerm:
+def _adaptation(cfg: RunConfig, prepared: Prepared, model: nn.Module, ctx: DistContext,
+                device: torch.device) -> LossTerm:
     """The ``[adapt]`` loss on batches of the unlabelled target windows of ``prepared``."""
     from faultdiag.config import NoiseConfig
     from faultdiag.training.adaptation import DomainAdaptation
@@ -136,7 +137,8 @@ def _adaptation(cfg: RunConfig, prepared: Prepared, model: nn.Module, ctx: DistC
                           f"data.train_domains and data.test_domains.")
     if ctx.enabled:
         raise ConfigError("Domain adaptation (adapt.method) runs in one process; launch without torchrun.")
-    target = BatchSource(prepared.target, prepared.inputs, noise=NoiseConfig(), noise_seed=0, redraw=False)
+    target = BatchSource(prepared.target, prepared.inputs, noise=NoiseConfig(), noise_seed=0, redraw=False,
+                         device=device)
     return DomainAdaptation(cfg.adapt, target, model.fc.in_features, seeds.derive_seed(cfg.seed, seeds.TARGET))
 
 
@@ -190,9 +192,9 @@ def _train(cfg: RunConfig, out_dir: Path, prepared: Prepared, resume: bool, prog
         n_values = sum(t.numel() for t in [*model.parameters(), *model.buffers()])
         check_free_space(out_dir, estimate_train_bytes(n_values, cfg.train.epochs, cfg.train.optimizer), "the training")
     net = wrap_model(model, ctx, device)
-    train, val = _sources(cfg, prepared, ctx, augment)
+    train, val = _sources(cfg, prepared, ctx, augment, device)
     if extra_loss is None and cfg.adapt.method != "none":
-        extra_loss = _adaptation(cfg, prepared, model, ctx)
+        extra_loss = _adaptation(cfg, prepared, model, ctx, device)
     params = [*model.parameters(), *(extra_loss.parameters() if isinstance(extra_loss, nn.Module) else [])]
     optimizer = make_optimizer(params, cfg.train)
     gens = Generators(shuffle=torch.Generator().manual_seed(seeds.derive_seed(cfg.seed, seeds.SHUFFLE)),
