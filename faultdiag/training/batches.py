@@ -104,6 +104,7 @@ class BatchSource:
         self._x = None
         if not self.lazy and not redraw and augment is None and len(self.y):
             self._x = inputs.transform(training_noise(self._raw, noise, self.groups, self._generator(noise_seed)))
+            self._raw = None  # served from _x from now on (on a GPU, the raw copy would hold memory for nothing)
 
     def _generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(seed)
@@ -111,10 +112,15 @@ class BatchSource:
     def __len__(self) -> int:
         return int(self.y.numel())
 
+    @property
+    def index_device(self) -> torch.device:
+        """Where indices are best made: the CPU for windows read from a cache, else :attr:`device`."""
+        return torch.device("cpu") if self.lazy else self.device
+
     def batch(self, idx: torch.Tensor) -> Batch:
         """The batch of windows ``idx (B,)`` (on any device) on :attr:`device`; redrawn noise advances
         :attr:`generator`."""
-        idx = idx.to(self.device)
+        idx = idx.to(self.index_device)
         if self._x is not None:
             return Batch(self._x[idx], self.y[idx], idx)
         return Batch(self._make(idx, self.generator, self.groups[idx]), self.y[idx], idx)
@@ -122,7 +128,7 @@ class BatchSource:
     def _make(self, idx: torch.Tensor, generator: torch.Generator, groups: torch.Tensor | None) -> torch.Tensor:
         """Model input of windows ``idx``; ``groups=None`` makes recording-level noise per window."""
         if self.lazy:
-            raw = torch.from_numpy(self.windows.X[idx.cpu().numpy()]).to(self.device)
+            raw = torch.from_numpy(self.windows.X[idx.numpy()]).to(self.device)
         else:
             raw = self._raw[idx]
         if self.augment is not None:
@@ -135,7 +141,7 @@ class BatchSource:
         Noise fixed by seed (``redraw=False``) is the same on every scan; windows read from a
         cache get it batch by batch, per window, from a generator re-seeded for every scan.
         """
-        idx = torch.arange(ctx.rank, len(self), ctx.world_size, device=self.device)
+        idx = torch.arange(ctx.rank, len(self), ctx.world_size, device=self.index_device)
         generator = self._generator(derive_seed(self.noise_seed, ctx.rank))
         for i in range(0, len(idx), batch_size):
             part = idx[i : i + batch_size]

@@ -97,7 +97,7 @@ def run_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer
 
     net.train()
     n = len(source)
-    perm = torch.randperm(n, generator=shuffle).to(source.device)
+    perm = torch.randperm(n, generator=shuffle).to(source.index_device)
     # running sums stay on the device (float64: the same figures as Python floats): no wait for the
     # device in the loop; the progress bar reads them every POSTFIX_EVERY batches, the epoch once
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
