@@ -131,6 +131,41 @@ def test_kernel_dropout_drops_first_layer_weights_in_training_only():
     assert not torch.allclose(drop(x), plain(x))
 
 
+def test_kernel_dropout_with_one_mask_per_window():
+    from faultdiag.models.anchors import KernelDropoutConv1d
+
+    conv = KernelDropoutConv1d(1, 4, 9, stride=2, padding=3, p=0.5, masks="window").train()
+    x = _x(6, 1, 64)
+    torch.manual_seed(5)
+    out = conv(x)
+    torch.manual_seed(5)
+    keep = torch.empty(6, *conv.weight.shape).bernoulli_(0.5)          # (N, C_out, C_in, K): window i, mask i
+    for i in range(6):
+        expected = F.conv1d(x[i:i + 1], conv.weight * keep[i] / 0.5, conv.bias, conv.stride, conv.padding)
+        torch.testing.assert_close(out[i:i + 1], expected)
+    same = x[:1].expand(6, -1, -1).contiguous()
+    per_window = conv(same)
+    assert not torch.equal(per_window[0], per_window[1])                 # one window, other masks
+    conv.masks = "batch"
+    per_batch = conv(same)
+    assert torch.equal(per_batch[0], per_batch[1])                       # one mask for the batch
+    conv.masks = "window"
+    out.sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    conv.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), F.conv1d(x, conv.weight, conv.bias, conv.stride, conv.padding))
+    for model in (build_model("ticnn", kernel_dropout_masks="window", seed=0),
+                  build_model("drsn-cw", preset="wide", kernel_dropout=0.3, kernel_dropout_masks="window", seed=0)):
+        conv1 = next(m for m in model.modules() if isinstance(m, KernelDropoutConv1d))
+        assert conv1.masks == "window" and model.build_kwargs["kernel_dropout_masks"] == "window"
+        assert model.train()(_x(4)).shape == (4, 10)
+    with pytest.raises(ConfigError, match="'kernel_dropout_masks'.*got 'sample'"):
+        build_model("drsn-cw", kernel_dropout=0.3, kernel_dropout_masks="sample")
+    with pytest.raises(ConfigError, match="'kernel_dropout_masks'.*got 'sample'"):
+        build_model("ticnn", kernel_dropout_masks="sample")
+
+
 @pytest.mark.parametrize("name", ANCHOR_NAMES)
 def test_stem_dropout_acts_in_training_only(name):
     drop = build_model(name, stem_dropout=0.3, seed=0)

@@ -199,7 +199,9 @@ class ModelConfig:
 
     ``name``: ``drsn-cw``, ``drsn-cs``, ``resnet``, ``convnet`` (one network family with
     ``preset`` and the architecture overrides) or the anchors ``wdcnn``, ``ticnn`` (one
-    architecture each; only ``stem_dropout`` and, for ``ticnn``, ``kernel_dropout`` apply).
+    architecture each; only ``stem_dropout`` and, for ``ticnn``, ``kernel_dropout`` and
+    ``kernel_dropout_masks`` apply).  ``kernel_dropout_masks``: ``batch`` (default: one mask of the first
+    convolution's weights per training batch) or ``window`` (one per window).
     ``stem``: ``conv`` (default) or ``sinc``, a learnable band-pass bank initialised to tile
     ``stem_band_hz`` (default: the front end's band, else one chosen like ``[frontend]`` would;
     ``stem_kernel`` must then resolve ``stem_channels`` sub-bands: ``>= stem_channels * fs / width``).
@@ -221,6 +223,7 @@ class ModelConfig:
     stem_channels: int | None = None
     stem_dropout: float | None = None
     kernel_dropout: float | None = None
+    kernel_dropout_masks: str | None = None
     stem: str | None = None
     stem_band_hz: tuple[float, ...] | None = None
     stem_shrinkage: bool | None = None

@@ -59,7 +59,9 @@ from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from faultdiag import validate
 from faultdiag.errors import ConfigError, DataError
 from faultdiag.models.blocks import _check_positive_int, keras_he_normal_
 
@@ -74,29 +76,48 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 # Keywords build_model accepts for each anchor (besides the name).
 ANCHOR_KEYWORDS = {
     "wdcnn": ("dims", "in_channels", "num_classes", "preset", "stem_dropout", "seed"),
-    "ticnn": ("dims", "in_channels", "num_classes", "preset", "stem_dropout", "kernel_dropout", "seed"),
+    "ticnn": ("dims", "in_channels", "num_classes", "preset", "stem_dropout", "kernel_dropout", "kernel_dropout_masks",
+              "seed"),
 }
+
+
+KERNEL_DROPOUT_MASKS = ("batch", "window")
 
 
 class KernelDropoutConv1d(nn.Conv1d):
     """``nn.Conv1d`` whose weights are dropped while training (DropConnect on the kernels).
 
     Training: ``conv(x, w * m / (1 - p))`` with ``m ~ Bernoulli(1 - p)`` per weight, one mask per
-    call; eval mode or ``p = 0``: a plain convolution.  ``x (N, C_in, L) -> (N, C_out, L')``.
+    call (``masks="batch"``) or one per window of the batch (``masks="window"``: every window seen
+    through its own corrupted kernels, computed as a convolution grouped by window); eval mode or
+    ``p = 0``: a plain convolution.  ``x (N, C_in, L) -> (N, C_out, L')``.
     """
 
-    def __init__(self, *args: Any, p: float = 0.0, **kwargs: Any):
+    def __init__(self, *args: Any, p: float = 0.0, masks: str = "batch", **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.p = float(p)
+        validate.choice("kernel_dropout_masks", masks, KERNEL_DROPOUT_MASKS)
+        if masks == "window" and (self.groups != 1 or self.padding_mode != "zeros" or isinstance(self.padding, str)):
+            raise ConfigError("Kernel dropout with one mask per window needs a plain convolution (groups 1, zero "
+                              f"padding given in samples); got groups={self.groups}, padding={self.padding!r}, "
+                              f"padding_mode={self.padding_mode!r}.")
+        self.masks = masks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return super().forward(x)
-        keep = torch.empty_like(self.weight).bernoulli_(1.0 - self.p)   # (C_out, C_in, K)
-        return self._conv_forward(x, self.weight * keep / (1.0 - self.p), self.bias)
+        if self.masks == "batch":
+            keep = torch.empty_like(self.weight).bernoulli_(1.0 - self.p)   # (C_out, C_in, K)
+            return self._conv_forward(x, self.weight * keep / (1.0 - self.p), self.bias)
+        n, c_in, length = x.shape
+        keep = self.weight.new_empty((n, *self.weight.shape)).bernoulli_(1.0 - self.p)  # (N, C_out, C_in, K)
+        weight = (self.weight * keep / (1.0 - self.p)).reshape(n * self.out_channels, c_in, -1)
+        bias = self.bias.repeat(n) if self.bias is not None else None
+        out = F.conv1d(x.reshape(1, n * c_in, length), weight, bias, self.stride, self.padding, self.dilation, groups=n)
+        return out.view(n, self.out_channels, -1)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, p={self.p}"
+        return f"{super().extra_repr()}, p={self.p}" + (", masks='window'" if self.masks == "window" else "")
 
 
 def layer_lengths(input_len: int, stem_stride: int, stem_padding: int, n_blocks: int) -> list[int]:
@@ -119,7 +140,8 @@ class WideKernelCNN(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, stem_stride: int = 16,
                  stem_padding: int = 24, widths: Sequence[int] = (32, 64, 64, 64), kernel_dropout: float = 0.0,
-                 stem_dropout: float = 0.0, generator: Optional[torch.Generator] = None):
+                 stem_dropout: float = 0.0, kernel_dropout_masks: str = "batch",
+                 generator: Optional[torch.Generator] = None):
         super().__init__()
         _check_positive_int("in_channels", in_channels)
         _check_positive_int("num_classes", num_classes)
@@ -129,7 +151,7 @@ class WideKernelCNN(nn.Module):
                                   if min(layer_lengths(n, stem_stride, stem_padding, len(widths))) >= 1)
         layers: list[tuple[str, nn.Module]] = [
             ("conv1", KernelDropoutConv1d(in_channels, STEM_CHANNELS, STEM_KERNEL, stride=stem_stride,
-                                          padding=stem_padding, p=kernel_dropout))]
+                                          padding=stem_padding, p=kernel_dropout, masks=kernel_dropout_masks))]
         if stem_dropout > 0:
             layers.append(("drop1", nn.Dropout(stem_dropout)))
         layers += _bn_relu_pool(1, STEM_CHANNELS, nn.MaxPool1d(2))
@@ -171,7 +193,8 @@ def build_anchor(name: str, **kwargs: Any) -> WideKernelCNN:
 
     Keywords (``ANCHOR_KEYWORDS``): ``dims`` (must be 1), ``in_channels`` (1), ``num_classes``
     (10), ``preset`` (None or ``"paper"``: the one architecture), ``stem_dropout`` (0),
-    ``kernel_dropout`` (TICNN only; ``TICNN_KERNEL_DROPOUT``) and ``seed`` (initial weights;
+    ``kernel_dropout`` (TICNN only; ``TICNN_KERNEL_DROPOUT``), ``kernel_dropout_masks`` (TICNN only:
+    ``"batch"``, the default, or ``"window"``, see :class:`KernelDropoutConv1d`) and ``seed`` (initial weights;
     default: torch's global RNG).  ``model.build_kwargs`` rebuilds the model.
 
     Raises:

@@ -57,7 +57,8 @@ from torch import nn
 
 from faultdiag import validate
 from faultdiag.errors import ConfigError
-from faultdiag.models.anchors import ANCHOR_KEYWORDS, ANCHOR_NAMES, KernelDropoutConv1d, build_anchor  # noqa: F401 (re-exported)
+from faultdiag.models.anchors import ANCHOR_KEYWORDS, ANCHOR_NAMES, KERNEL_DROPOUT_MASKS, KernelDropoutConv1d  # noqa: F401
+from faultdiag.models.anchors import build_anchor  # noqa: F401 (re-exported)
 from faultdiag.models.blocks import ResidualUnit, _check_positive_int, conv_same
 from faultdiag.models.blocks import keras_he_normal_  # noqa: F401  (used below; its old home)
 from faultdiag.models.shrinkage import Shrinkage, ThresholdEstimator
@@ -88,7 +89,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 BUILD_KEYWORDS = ("dims", "in_channels", "num_classes", "preset", "widths", "units", "stage_strides",
                   "kernel_size", "stem_channels", "stem_kernel", "stem_stride", "stem_dropout", "shortcut",
                   "bn_momentum", "bn_eps", "stem", "stem_band_hz", "fs_hz", "stem_shrinkage", "kernel_dropout",
-                  "downsample", "head", "seed")
+                  "kernel_dropout_masks", "downsample", "head", "seed")
 STEMS = ("conv", "sinc")
 DOWNSAMPLES = ("stride", "maxpool")
 HEADS = ("gap", "fc")
@@ -125,8 +126,8 @@ class ShrinkageNet(nn.Module):
                  shortcut: Optional[str] = "pad", bn_momentum: float = 0.1, bn_eps: float = 1e-5,
                  stage_strides: Optional[Sequence[int]] = None, stem_dropout: float = 0.0,
                  stem: str = "conv", stem_band_hz: Optional[Sequence[float]] = None, fs_hz: Optional[float] = None,
-                 stem_shrinkage: bool = False, kernel_dropout: float = 0.0, downsample: str = "stride",
-                 head: str = "gap", generator: Optional[torch.Generator] = None):
+                 stem_shrinkage: bool = False, kernel_dropout: float = 0.0, kernel_dropout_masks: str = "batch",
+                 downsample: str = "stride", head: str = "gap", generator: Optional[torch.Generator] = None):
         super().__init__()
         stage_strides = tuple(stage_strides) if stage_strides is not None else (2,) * len(widths)
         _check_net_args(dims, in_channels, num_classes, stem_channels, stem_kernel, stem_stride,
@@ -134,10 +135,11 @@ class ShrinkageNet(nn.Module):
         _check_bn_args(bn_momentum, bn_eps)
         _check_dropout(stem_dropout)
         validate.fraction("kernel_dropout", kernel_dropout)
+        validate.choice("kernel_dropout_masks", kernel_dropout_masks, KERNEL_DROPOUT_MASKS)
         validate.choice("downsample", downsample, DOWNSAMPLES)
         validate.choice("head", head, HEADS)
         self.stem, channels = _make_stem(stem, dims, in_channels, stem_channels, stem_kernel, stem_stride,
-                                         stem_band_hz, fs_hz, kernel_dropout)
+                                         stem_band_hz, fs_hz, kernel_dropout, kernel_dropout_masks)
         if stem_shrinkage and shrinkage is None:
             raise ConfigError("The 'stem_shrinkage' parameter needs a shrinkage model (drsn-cw, drsn-cs); got a "
                               "model without shrinkage.")
@@ -209,16 +211,17 @@ def _max_pool(dims: int, stride: int) -> nn.Module:
 
 def _make_stem(stem: str, dims: int, in_channels: int, stem_channels: int, stem_kernel: int, stem_stride: int,
                stem_band_hz: Optional[Sequence[float]], fs_hz: Optional[float],
-               kernel_dropout: float = 0.0) -> tuple[nn.Module, int]:
+               kernel_dropout: float = 0.0, kernel_dropout_masks: str = "batch") -> tuple[nn.Module, int]:
     """The first layer and its output channels: a 'same' convolution (its kernel weights dropped with
-    probability ``kernel_dropout`` while training, TICNN's idea), or a learnable band-pass bank
+    probability ``kernel_dropout`` while training, TICNN's idea; one mask per batch or, with
+    ``kernel_dropout_masks = "window"``, per window), or a learnable band-pass bank
     (:class:`~faultdiag.models.sinc_stem.SincBandpass1d`, 1-D, initialised to tile ``stem_band_hz``)."""
     if stem not in STEMS:
         raise ConfigError(f"The 'stem' parameter must be one of {STEMS}; got {stem!r}.")
     if kernel_dropout and (stem != "conv" or dims != 1):
         raise ConfigError(f"The 'kernel_dropout' parameter applies to a 1-D convolution stem; got stem={stem!r}, dims={dims}.")
     if stem == "conv":
-        conv_cls = partial(KernelDropoutConv1d, p=kernel_dropout) if kernel_dropout else None
+        conv_cls = partial(KernelDropoutConv1d, p=kernel_dropout, masks=kernel_dropout_masks) if kernel_dropout else None
         return conv_same(dims, in_channels, stem_channels, stem_kernel, stem_stride, conv_cls), stem_channels
     if dims != 1 or stem_band_hz is None or fs_hz is None or len(stem_band_hz) != 2:
         raise ConfigError(f"The sinc stem is 1-D and needs 'stem_band_hz' [low, high] and 'fs_hz'; got dims={dims}, "

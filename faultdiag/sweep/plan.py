@@ -58,7 +58,7 @@ def snr_id(snr_db: float) -> str:
 def model_section(model: ModelConfig, name: str) -> ModelConfig:
     """``model`` for network ``name`` in a sweep that mixes families: the keys that do not apply to
     ``name`` go back to their defaults (logged).  An anchor is the published architecture: ``wdcnn``
-    keeps no key; ``ticnn`` keeps the ``kernel_dropout`` of a ``[model]`` section that is TICNN's own
+    keeps no key; ``ticnn`` keeps the ``kernel_dropout`` (and ``kernel_dropout_masks``) of a ``[model]`` section that is TICNN's own
     (``model.name = "ticnn"``), and otherwise, where ``[model]`` holds another network's recipe, its
     paper's rate (:data:`~faultdiag.models.anchors.TICNN_KERNEL_DROPOUT`, written out); a model without
     shrinkage (``resnet``, ``convnet``) drops ``stem_shrinkage``."""
@@ -67,7 +67,9 @@ def model_section(model: ModelConfig, name: str) -> ModelConfig:
 
     if name in ANCHOR_NAMES:
         own = model.kernel_dropout if model.name == "ticnn" else TICNN_KERNEL_DROPOUT
-        section = ModelConfig(name=name, kernel_dropout=own if name == "ticnn" else None)
+        masks = model.kernel_dropout_masks if model.name == "ticnn" else None
+        section = ModelConfig(name=name, kernel_dropout=own if name == "ticnn" else None,
+                              kernel_dropout_masks=masks if name == "ticnn" else None)
     elif name in ("resnet", "convnet"):  # no shrinkage: no stem shrinkage either
         section = dataclasses.replace(model, name=name, stem_shrinkage=None)
     else:
