@@ -58,10 +58,10 @@ def snr_id(snr_db: float) -> str:
 def model_section(model: ModelConfig, name: str) -> ModelConfig:
     """``model`` for network ``name`` in a sweep that mixes families: the keys that do not apply to
     ``name`` go back to their defaults (logged).  An anchor is the published architecture: ``wdcnn``
-    keeps no key; ``ticnn`` keeps the ``kernel_dropout`` (and ``kernel_dropout_masks``) of a ``[model]`` section that is TICNN's own
-    (``model.name = "ticnn"``), and otherwise, where ``[model]`` holds another network's recipe, its
-    paper's rate (:data:`~faultdiag.models.anchors.TICNN_KERNEL_DROPOUT`, written out); a model without
-    shrinkage (``resnet``, ``convnet``) drops ``stem_shrinkage``."""
+    keeps no key; ``ticnn`` keeps the ``kernel_dropout`` (and ``kernel_dropout_masks``) of a ``[model]``
+    section that is TICNN's own (``model.name = "ticnn"``), and otherwise, where ``[model]`` holds another
+    network's recipe, its paper's rate (:data:`~faultdiag.models.anchors.TICNN_KERNEL_DROPOUT`, written out;
+    one mask per batch); a model without shrinkage (``resnet``, ``convnet``) drops ``stem_shrinkage``."""
     from faultdiag.models.anchors import TICNN_KERNEL_DROPOUT
     from faultdiag.models.networks import ANCHOR_NAMES
 

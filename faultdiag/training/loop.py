@@ -34,7 +34,8 @@ __all__ = ["LossTerm", "fit", "run_epoch", "score", "batch_bounds", "ema_decay",
 log = logging.getLogger(__name__)
 
 POSTFIX_EVERY = 16
-"""Batches between two updates of the progress bar's loss and accuracy (each waits for the device)."""
+"""Batches between two updates of the progress bar's loss and accuracy (each waits for the device; the
+last batch of an epoch updates it too)."""
 
 
 class LossTerm(Protocol):
@@ -121,7 +122,7 @@ def run_epoch(net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer
         loss_sum += loss.detach().double() * ((stop - start) / ctx.world_size if ctx.enabled else len(batch.y))
         correct += (logits.argmax(1) == batch.y).sum()
         seen += len(batch.y)
-        if progress and (step + 1) % POSTFIX_EVERY == 0:
+        if progress and ((step + 1) % POSTFIX_EVERY == 0 or step + 1 == len(bounds)):
             bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(correct) / seen:.3f}", refresh=False)
     bar.close()
     if not torch.isfinite(loss_sum):
