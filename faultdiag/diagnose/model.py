@@ -74,9 +74,8 @@ def load_predictor(model_path: str | os.PathLike, *, jit: bool = False, precisio
     measures what it does to trained models' verdicts).
     """
     from faultdiag.models.features import penultimate
-    from faultdiag.ood import FeatureDensity
-
     from faultdiag.models.inference import check_precision
+    from faultdiag.ood import FeatureDensity
 
     dtype = check_precision(precision)
     ckpt = load_checkpoint(model_path)
